@@ -1,0 +1,19 @@
+"""mlflow-modelkit: every MLflow run is a KitOps ModelKit in an OCI registry or local layout.
+
+The stable public API (everything else is implementation detail)::
+
+    from mlflow_plugin import pack, push, pull, unpack, inspect
+
+    digest = pack("./my-model", "oci:./kits/fraud:v1")
+    push("oci:./kits/fraud:v1", "localhost:5000/team/fraud:v1")
+    unpack("localhost:5000/team/fraud:v1", "./out", filters=["model"])
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import ModelKitError  # noqa: E402
+from .ops import inspect, list_tags, pack, pull, push, unpack  # noqa: E402
+
+__all__ = ["ModelKitError", "__version__", "inspect", "list_tags", "pack", "pull", "push", "unpack"]

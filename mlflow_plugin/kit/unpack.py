@@ -1,0 +1,226 @@
+"""Safe, verified extraction of kit layer tars.
+
+>>> with Staging("./out", overwrite=False) as st:                     # doctest: +SKIP
+...     with repo.open_blob(layer.digest, layer.size) as blob:
+...         extract_layer(blob, layer.media_type, st)
+...     st.commit()                          # moves files into ./out only if every layer verified
+
+Only regular files and directories are accepted; absolute paths, ``..``, links, devices and
+FIFOs are refused (:class:`UnsafeArchiveError`). Files are extracted into a staging directory
+inside the target and moved into place only after every layer's digest has been verified, so a
+failure leaves nothing behind. Existing files are never overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+import zlib
+from typing import IO, Any
+
+from ..errors import ExistsError, ModelKitError, UnsafeArchiveError
+from .mediatypes import parse_layer_media_type
+
+CHUNK = 1 << 20
+MAX_ENTRIES = 1_000_000
+
+
+class _Decompressed:
+    """File-like view that decompresses gzip or zstd while reading (bounded memory)."""
+
+    def __init__(self, raw: IO[bytes], compression: str) -> None:
+        self.raw = raw
+        self.compression = compression
+        self.buf = b""
+        self.eof = False
+        if compression == "gzip":
+            self.d: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif compression == "zstd":
+            import zstandard
+
+            self.d = zstandard.ZstdDecompressor().decompressobj()
+        else:
+            raise ModelKitError(f"unsupported layer compression {compression!r}")
+
+    def read(self, n: int = -1) -> bytes:
+        while not self.eof and (n < 0 or len(self.buf) < n):
+            chunk = self.raw.read(CHUNK)
+            if not chunk:
+                self.eof = True
+                if self.compression == "gzip":
+                    self.buf += self.d.flush()
+                break
+            try:
+                self.buf += self.d.decompress(chunk)
+            except Exception as e:  # zlib.error / zstd.ZstdError
+                raise UnsafeArchiveError(f"layer is not valid {self.compression} data: {e}") from None
+        if n < 0:
+            out, self.buf = self.buf, b""
+        else:
+            out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+def safe_member_path(name: str) -> str:
+    """Normalise a tar member name or raise if it could escape the target directory."""
+    if not name or "\0" in name:
+        raise UnsafeArchiveError(f"illegal file path in layer: {name!r}")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise UnsafeArchiveError(f"illegal file path in layer: {name!r} is absolute")
+    clean = posixpath.normpath(name)
+    parts = clean.split("/")
+    if clean in (".", "") or ".." in parts or "\\" in name:
+        raise UnsafeArchiveError(f"illegal file path in layer: {name!r} leaves the target directory")
+    return clean
+
+
+class Staging:
+    """A staging directory inside ``target``; :meth:`commit` moves its tree into ``target``."""
+
+    def __init__(self, target: str, overwrite: bool = False, ignore_existing: bool = False) -> None:
+        self.target = os.path.abspath(target)
+        self.overwrite = overwrite
+        self.ignore_existing = ignore_existing
+        self.created_target = False
+        self.dir = ""
+        self.files: list[str] = []
+        self.dirs: dict[str, int] = {}
+
+    def __enter__(self) -> Staging:
+        if not os.path.isdir(self.target):
+            if os.path.exists(self.target):
+                raise ExistsError(f"{self.target} exists and is not a directory")
+            os.makedirs(self.target)
+            self.created_target = True
+        self.dir = tempfile.mkdtemp(prefix=".modelkit-unpack-", dir=self.target)
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if exc_type is not None and self.created_target:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.target)
+
+    def check_conflict(self, rel: str) -> bool:
+        """True if ``rel`` may be written; raises if it exists and overwriting was not asked."""
+        dest = os.path.join(self.target, rel)
+        if os.path.lexists(dest):
+            if os.path.islink(dest) or not os.path.isfile(dest):
+                raise ExistsError(f"path '{rel}' already exists in {self.target} and is not a regular file")
+            if self.ignore_existing:
+                return False
+            if not self.overwrite:
+                raise ExistsError(f"path '{rel}' already exists in {self.target}; use --overwrite to replace it")
+        return True
+
+    def add_file(self, rel: str, src: IO[bytes], size: int, mode: int) -> None:
+        if rel in self.files:
+            raise UnsafeArchiveError(f"layer contains '{rel}' twice")
+        if rel in self.dirs:
+            raise UnsafeArchiveError(f"layer entry '{rel}' is both a file and a directory")
+        if not self.check_conflict(rel):
+            _drain(src, size)
+            return
+        path = os.path.join(self.dir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        left = size
+        with open(path, "wb") as out:
+            while left > 0:
+                b = src.read(min(CHUNK, left))
+                if not b:
+                    raise UnsafeArchiveError(f"layer ends inside '{rel}' (truncated)")
+                out.write(b)
+                left -= len(b)
+        os.chmod(path, (mode & 0o777) or 0o644)
+        self.files.append(rel)
+
+    def add_dir(self, rel: str, mode: int) -> None:
+        if rel in self.files:
+            raise UnsafeArchiveError(f"layer entry '{rel}' is both a file and a directory")
+        dest = os.path.join(self.target, rel)
+        if os.path.lexists(dest) and (os.path.islink(dest) or not os.path.isdir(dest)):
+            raise ExistsError(f"path '{rel}' already exists in {self.target} and is not a directory")
+        os.makedirs(os.path.join(self.dir, rel), exist_ok=True)
+        self.dirs[rel] = (mode & 0o777) or 0o755
+
+    def commit(self) -> list[str]:
+        """Move staged files into place (after every layer verified). Returns written paths."""
+        real_target = os.path.realpath(self.target)
+        for rel in sorted(self.dirs):
+            dest = os.path.join(self.target, rel)
+            _check_inside(real_target, dest, rel)
+            if not os.path.isdir(dest):
+                os.makedirs(dest, exist_ok=True)
+                os.chmod(dest, self.dirs[rel] | 0o700)
+        for rel in self.files:
+            dest = os.path.join(self.target, rel)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            _check_inside(real_target, os.path.dirname(dest), rel)
+            if os.path.lexists(dest) and not self.overwrite:
+                raise ExistsError(f"path '{rel}' appeared in {self.target} during unpack; use --overwrite")
+            os.replace(os.path.join(self.dir, rel), dest)
+        return list(self.files)
+
+
+def _check_inside(real_target: str, path: str, rel: str) -> None:
+    real = os.path.realpath(path)
+    if real != real_target and not real.startswith(real_target + os.sep):
+        raise UnsafeArchiveError(f"illegal file path: '{rel}' resolves outside {real_target} (symlink)")
+
+
+def _drain(src: IO[bytes], size: int) -> None:
+    left = size
+    while left > 0:
+        b = src.read(min(CHUNK, left))
+        if not b:
+            break
+        left -= len(b)
+
+
+_ALLOWED = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
+
+
+def extract_layer(blob: IO[bytes], media_type: str, staging: Staging, only: str | None = None) -> list[str]:
+    """Stream one layer into ``staging``; reads ``blob`` to EOF so its digest is verified.
+
+    ``only`` limits extraction to one path (file or directory subtree) inside the layer.
+    """
+    parsed = parse_layer_media_type(media_type)
+    if parsed is None:
+        raise ModelKitError(f"not a ModelKit tar layer: {media_type}")
+    _base, fmt, compression = parsed
+    if fmt != "tar":
+        raise ModelKitError(f"layer format {fmt!r} ({media_type}) is not supported yet")
+    stream: IO[bytes] = blob if compression == "none" else _Decompressed(blob, compression)  # type: ignore[assignment]
+    names: list[str] = []
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tf:
+            for count, m in enumerate(tf):
+                if count > MAX_ENTRIES:
+                    raise UnsafeArchiveError(f"layer has more than {MAX_ENTRIES} entries")
+                if m.type not in _ALLOWED:
+                    kind = {tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hard link", tarfile.CHRTYPE: "device",
+                            tarfile.BLKTYPE: "device", tarfile.FIFOTYPE: "FIFO"}.get(m.type, f"type {m.type!r}")
+                    raise UnsafeArchiveError(f"unrecognized type in archive: '{m.name}' is a {kind}; "
+                                             "ModelKit layers may only hold files and directories")
+                rel = safe_member_path(m.name)
+                if only and not (rel == only or rel.startswith(only + "/") or only.startswith(rel + "/")):
+                    continue
+                if m.isdir():
+                    staging.add_dir(rel, m.mode)
+                else:
+                    f = tf.extractfile(m)
+                    assert f is not None
+                    staging.add_file(rel, f, m.size, m.mode)
+                    names.append(rel)
+    except tarfile.TarError as e:
+        raise UnsafeArchiveError(f"layer is not a valid tar archive: {e}") from None
+    _drain(blob, 1 << 62)  # read the rest so the digest check at EOF runs
+    verify = getattr(blob, "verify", None)
+    if verify:
+        verify()
+    return names
