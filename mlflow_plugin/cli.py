@@ -171,7 +171,7 @@ def list_cmd(repository: str, as_json: bool) -> None:
     if not rows:
         click.echo(f"no tags in {repository}")
         return
-    w = max(len(r["tag"]) for r in rows)
+    w = max(3, *(len(r["tag"]) for r in rows))
     click.echo(f"{'TAG':<{w}}  {'DIGEST':<71}  {'SIZE':>10}  TYPE")
     for r in rows:
         click.echo(f"{r['tag']:<{w}}  {r['digest']:<71}  {_human(r['size']):>10}  {r['type']}")
