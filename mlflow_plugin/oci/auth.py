@@ -352,7 +352,7 @@ class RegistryAuth:
             if self.scheme == "basic" and self.credentials and self.credentials.has_password:
                 return self.credentials.basic_header()
             if self.scheme == "bearer":
-                tok = self._covering(scopes) or self._latest()
+                tok = self._covering(scopes) or self._related(scopes)
                 return f"Bearer {tok.value}" if tok else None
             return None
 
@@ -429,29 +429,36 @@ class RegistryAuth:
         need = self._need(ch, scopes)
         sent_tok = self._find_sent(sent)
         if sent_tok:
-            self._tokens.remove(sent_tok)
-            if covers(sent_tok.requested, need) and ch.params.get("error") == "insufficient_scope":
-                # we asked the token server for all of it and it granted less: a permission problem
-                raise self._denied(need, ch, what)
-            # escalate: keep what the old token could do and add what is needed now (a token
-            # refused for another reason, e.g. expired, is simply fetched again)
-            need = merge_scopes(sent_tok.requested, need)
+            if covers(sent_tok.requested, need):
+                self._tokens.remove(sent_tok)
+                if ch.params.get("error") == "insufficient_scope":
+                    # we asked the token server for all of it and it granted less: a permission problem
+                    raise self._denied(need, ch, what)
+                # refused for another reason (expired, revoked): simply fetch it again
+            # escalate: keep what the old token could do on these resources, add what is needed now
+            kept = {res: acts for res, acts in sent_tok.requested.items() if res in need}
+            need = merge_scopes(kept, need)
         self._fetch(need, what)
 
     def _rejected(self, what: str) -> AuthError:
         who = self.credentials.who if self.credentials else "anonymous access"
         src = f" (from {self.credentials.source})" if self.credentials and self.credentials.source else ""
-        return AuthError(f"{what}: registry {self.host} rejected the credentials for {who}{src} (401): "
-                         f"{CREDENTIALS_HINT}")
+        return AuthError(
+            f"{what}: registry {self.host} rejected the credentials for {who}{src} (401): {CREDENTIALS_HINT}"
+        )
 
     def _denied(self, need: Scopes, ch: Challenge, what: str) -> AuthError:
         err = ch.params.get("error") or "unauthorized"
         wanted = " ".join(format_scopes(need))
         if not self.credentials:
-            return AuthError(f"{what}: registry {self.host} denied {wanted} to anonymous access ({err}): "
-                             f"set {ENV_USERNAME}/{ENV_PASSWORD} or docker login")
-        return AuthError(f"{what}: registry {self.host} denied {wanted} to {self.credentials.who} ({err}): "
-                         "the account lacks that permission; ask for access or use other credentials")
+            return AuthError(
+                f"{what}: registry {self.host} denied {wanted} to anonymous access ({err}): "
+                f"set {ENV_USERNAME}/{ENV_PASSWORD} or docker login"
+            )
+        return AuthError(
+            f"{what}: registry {self.host} denied {wanted} to {self.credentials.who} ({err}): "
+            "the account lacks that permission; ask for access or use other credentials"
+        )
 
     # -- tokens ----------------------------------------------------------------------------------
     def _covering(self, scopes: Scopes) -> _Token | None:
@@ -462,10 +469,13 @@ class RegistryAuth:
                 return tok
         return None
 
-    def _latest(self) -> _Token | None:
+    def _related(self, scopes: Scopes) -> _Token | None:
+        """The newest live token for any of the same resources (sent so the 401 names what is missing)."""
         now = time.monotonic()
-        live = [t for t in self._tokens if t.expires > now]
-        return live[-1] if live else None
+        for tok in reversed(self._tokens):
+            if tok.expires > now and set(tok.requested) & set(scopes):
+                return tok
+        return None
 
     def _find_sent(self, sent: str | None) -> _Token | None:
         if not sent or not sent.lower().startswith("bearer "):
@@ -480,7 +490,7 @@ class RegistryAuth:
         self.token_requests.append(scope_list)
         resp = self._token_request(scope_list, what)
         tok = self._parse_token(resp, scopes, what)
-        self._tokens.append(tok)
+        self._tokens = [*self._tokens[-63:], tok]
         log.debug("got a token from %s for %s", self._realm, scope_list)
         return tok
 
@@ -488,9 +498,13 @@ class RegistryAuth:
         creds = self.credentials
         try:
             if creds and creds.identity_token and not creds.password:
-                form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
-                        "service": self._service, "scope": " ".join(scope_list),
-                        "client_id": "mlflow-modelkit"}
+                form = {
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.identity_token,
+                    "service": self._service,
+                    "scope": " ".join(scope_list),
+                    "client_id": "mlflow-modelkit",
+                }
                 resp = self._session.post(self._realm, data=form, verify=self._verify, timeout=self._timeout)
             else:
                 params: list[tuple[str, str]] = [("service", self._service)] if self._service else []
@@ -499,14 +513,19 @@ class RegistryAuth:
                 if creds and creds.has_password:
                     params.append(("account", creds.username))
                     headers["Authorization"] = creds.basic_header()
-                resp = self._session.get(self._realm, params=params, headers=headers,
-                                         verify=self._verify, timeout=self._timeout)
+                resp = self._session.get(
+                    self._realm, params=params, headers=headers, verify=self._verify, timeout=self._timeout
+                )
         except requests.exceptions.SSLError as e:
-            raise RegistryError(f"{what}: TLS verification of the token server {self._realm} failed "
-                                f"({type(e).__name__}): pass ca_bundle= or set REQUESTS_CA_BUNDLE") from None
+            raise RegistryError(
+                f"{what}: TLS verification of the token server {self._realm} failed "
+                f"({type(e).__name__}): pass ca_bundle= or set REQUESTS_CA_BUNDLE"
+            ) from None
         except requests.exceptions.RequestException as e:
-            raise RegistryError(f"{what}: cannot reach the token server {self._realm} of registry "
-                                f"{self.host} ({type(e).__name__}): is it running?") from None
+            raise RegistryError(
+                f"{what}: cannot reach the token server {self._realm} of registry "
+                f"{self.host} ({type(e).__name__}): is it running?"
+            ) from None
         if resp.status_code in (401, 403):
             raise self._rejected(what)
         if resp.status_code != 200:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -37,6 +38,8 @@ class LayoutRepository(Repository):
     def __init__(self, path: str, create: bool = False) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.display = f"oci:{path}"
+        self._tlock = threading.RLock()
+        self._depth = 0
         layout_file = os.path.join(self.path, "oci-layout")
         if not os.path.isfile(layout_file):
             if not create:
@@ -75,13 +78,22 @@ class LayoutRepository(Repository):
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        fd = os.open(os.path.join(self.path, "index.json.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        """Exclusive lock on the layout: re-entrant within a thread, ``flock`` across processes."""
+        with self._tlock:
+            self._depth += 1
+            try:
+                if self._depth == 1:
+                    fd = os.open(os.path.join(self.path, "index.json.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                        yield
+                    finally:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                        os.close(fd)
+                else:
+                    yield
+            finally:
+                self._depth -= 1
 
     def _atomic_write(self, dest: str, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(dest))

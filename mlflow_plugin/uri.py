@@ -1,0 +1,195 @@
+"""One parser for every ``modelkit://`` URI MLflow builds, plus published kit references.
+
+>>> u = parse_artifact_uri("modelkit://localhost:5000/team/fraud/0123456789abcdef0123456789abcdef/artifacts/plots")
+>>> (u.registry, u.repository, u.tag, u.path)
+('localhost:5000', 'team/fraud', 'run-0123456789abcdef0123456789abcdef', 'plots')
+>>> u = parse_artifact_uri("modelkit:///srv/kits/team/fraud/models/m-0123456789abcdef0123456789abcdef/artifacts")
+>>> (u.layout, u.tag, u.path)
+('/srv/kits/team/fraud', 'm-0123456789abcdef0123456789abcdef', '')
+>>> parse_artifact_uri("modelkit://localhost:5000/team/fraud:v1/model").read_only
+True
+
+Shapes (DESIGN "URIs"): ``<exp>/<run_id>/artifacts/…`` → tag ``run-<run_id>``;
+``<exp>/models/<model_id>/artifacts/…`` → ``<model_id>``; ``<exp>/traces/<trace_id>/artifacts/…``
+→ ``<trace_id>``; a bare root (proxy mode: ``--artifacts-destination``), where every path passed
+later carries the key itself (``<exp_id>/<run_id>/artifacts/…``, optionally ``workspaces/<ws>/``
+first); ``REPO:TAG[/path]`` and ``REPO@sha256:…[/path]`` are published kits (read-only).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, replace
+from urllib.parse import unquote
+
+from .errors import ReferenceFormatError
+from .oci.descriptor import check_digest
+from .oci.reference import check_repository, check_tag
+
+SCHEME = "modelkit"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
+_TRACE_ID = re.compile(r"^tr-[0-9a-f]{32}$")
+_PUBLISHED = re.compile(r"^(?P<repo>[^:@]+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$")
+
+
+@dataclass(frozen=True)
+class ArtifactLocation:
+    """Where a ``modelkit://`` URI points: a store, a kit within it, and a path inside the kit.
+
+    Exactly one of ``registry`` and ``layout`` is set. ``tag`` is the draft tag (or published
+    tag); ``digest`` pins a published kit. ``tag is None and digest is None`` means a bare root
+    (proxy mode) whose paths must each carry the key.
+    """
+
+    registry: str | None
+    layout: str | None
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+    path: str = ""
+    read_only: bool = False
+
+    @property
+    def store(self) -> str:
+        """A reference :func:`~mlflow_plugin.stores.open_location` understands (no tag)."""
+        return f"oci:{self.layout}" if self.layout else f"{self.registry}/{self.repository}"
+
+    @property
+    def reference(self) -> str | None:
+        return self.digest or self.tag
+
+    @property
+    def is_root(self) -> bool:
+        return self.tag is None and self.digest is None
+
+    def __str__(self) -> str:
+        base = f"{SCHEME}://{self.registry}/{self.repository}" if self.registry else f"{SCHEME}://{self.layout}"
+        if self.read_only:
+            base += f"@{self.digest}" if self.digest else f":{self.tag}"
+        return base + (f"/{self.path}" if self.path else "")
+
+    def child(self, path: str | None) -> ArtifactLocation:
+        """Resolve a path passed to an ArtifactRepository method against this location.
+
+        On a bare root the path must start with the key (proxy mode); otherwise it is relative
+        to the artifact root. Paths are validated: no ``..``, no absolute paths.
+        """
+        rel = _clean_rel(path or "")
+        if not self.is_root:
+            return replace(self, path=posixpath.join(self.path, rel).strip("/") if rel else self.path)
+        if not rel:
+            return self
+        return _split_key(self, rel.split("/"), f"path {path!r}")
+
+
+def _clean_rel(path: str) -> str:
+    if "\\" in path or "\0" in path:
+        raise ReferenceFormatError(f"invalid artifact path {path!r}")
+    p = path.strip("/")
+    if not p:
+        return ""
+    parts = p.split("/")
+    if any(s in ("..", ".") for s in parts) or "" in parts:
+        raise ReferenceFormatError(f"invalid artifact path {path!r}: use a normalised relative path without '..'")
+    return p
+
+
+def _split_key(base: ArtifactLocation, segs: list[str], what: str) -> ArtifactLocation:
+    """Find the key (run / model / trace id followed by ``artifacts``) in ``segs``."""
+    for i in range(len(segs) - 1, -1, -1):
+        if segs[i] != "artifacts" or i == 0:
+            continue
+        key = segs[i - 1]
+        tag = None
+        prefix_end = i - 1
+        if _RUN_ID.match(key):
+            tag = f"run-{key}"
+        elif _MODEL_ID.match(key) and i >= 2 and segs[i - 2] == "models":
+            tag, prefix_end = key, i - 2
+        elif _TRACE_ID.match(key) and i >= 2 and segs[i - 2] == "traces":
+            tag, prefix_end = key, i - 2
+        if tag is None:
+            continue
+        prefix = segs[:prefix_end]
+        if prefix[:1] == ["workspaces"] and len(prefix) >= 2:
+            prefix = [f"ws-{prefix[1]}", *prefix[2:]]
+        repo = "/".join([base.repository, *prefix] if base.repository else prefix)
+        rest = "/".join(segs[i + 1 :])
+        if base.layout:
+            layout = posixpath.join(base.layout, *prefix) if prefix else base.layout
+            return replace(base, layout=layout, repository=repo, tag=tag, path=rest)
+        if not repo:
+            raise ReferenceFormatError(f"{what}: no repository before the run/model/trace id")
+        check_repository(repo.lower())
+        return replace(base, repository=repo.lower(), tag=tag, path=rest)
+    raise ReferenceFormatError(
+        f"{what} has no run, model or trace key: expected <experiment>/<run_id>/artifacts/..., "
+        "<experiment>/models/<model_id>/artifacts/... or <experiment>/traces/<trace_id>/artifacts/..."
+    )
+
+
+def parse_artifact_uri(uri: str) -> ArtifactLocation:
+    """Parse a ``modelkit://`` artifact or model URI (see module docstring)."""
+    if uri.startswith(f"{SCHEME}:/") and not uri.startswith(f"{SCHEME}://"):
+        uri = f"{SCHEME}://" + uri[len(SCHEME) + 1 :]  # MLflow rewrites modelkit:///x as modelkit:/x
+    if not uri.startswith(f"{SCHEME}://"):
+        raise ReferenceFormatError(f"not a {SCHEME}:// URI: {uri!r}")
+    body = unquote(uri[len(SCHEME) + 3 :]).split("?", 1)[0].split("#", 1)[0]
+    if body.startswith("/"):
+        return _parse_layout(uri, body)
+    host, _, rest = body.partition("/")
+    if not host or not rest:
+        raise ReferenceFormatError(f"invalid URI {uri!r}: expected {SCHEME}://HOST[:PORT]/REPOSITORY/... "
+                                   f"or {SCHEME}:///ABSOLUTE/PATH/...")
+    segs = [s for s in rest.split("/") if s]
+    base = ArtifactLocation(registry=host, layout=None, repository="")
+    published = _published(base, segs, uri)
+    if published is not None:
+        return published
+    if "artifacts" in segs:
+        try:
+            return _split_key(base, segs, f"URI {uri!r}")
+        except ReferenceFormatError:
+            pass
+    repo = "/".join(segs)
+    check_repository(repo)
+    return replace(base, repository=repo)
+
+
+def _published(base: ArtifactLocation, segs: list[str], uri: str) -> ArtifactLocation | None:
+    for i, s in enumerate(segs):
+        m = _PUBLISHED.match(s)
+        if m and (":" in s or "@" in s):
+            repo_segs = [*segs[:i], m.group("repo")]
+            path = "/".join(segs[i + 1 :])
+            if base.layout is not None:
+                layout = posixpath.join(base.layout, *repo_segs)
+                loc = replace(base, layout=layout, repository="/".join(repo_segs))
+            else:
+                repo = "/".join(repo_segs)
+                check_repository(repo)
+                loc = replace(base, repository=repo)
+            if m.group("digest"):
+                return replace(loc, digest=check_digest(m.group("digest")), path=_clean_rel(path), read_only=True)
+            return replace(loc, tag=check_tag(m.group("tag")), path=_clean_rel(path), read_only=True)
+    return None
+
+
+def _parse_layout(uri: str, body: str) -> ArtifactLocation:
+    segs = [s for s in body.split("/") if s]
+    if not segs:
+        raise ReferenceFormatError(f"invalid URI {uri!r}: give an absolute directory, e.g. {SCHEME}:///srv/kits/team")
+    base = ArtifactLocation(registry=None, layout="/", repository="")
+    published = _published(base, segs, uri)
+    if published is not None:
+        return published
+    if "artifacts" in segs:
+        try:
+            loc = _split_key(replace(base, layout="/"), segs, f"URI {uri!r}")
+            return replace(loc, repository=loc.layout.strip("/"))
+        except ReferenceFormatError:
+            pass
+    layout = "/" + "/".join(segs)
+    return replace(base, layout=layout, repository=layout.strip("/"))
