@@ -499,11 +499,21 @@ def _stage_kitfile(st: Staging, kf: Kitfile) -> None:
 
 
 def _strip_digests(o: Any) -> None:
-    if isinstance(o, dict):
-        o.pop("digest", None)
-        o.pop("diffId", None)
-        for v in o.values():
-            _strip_digests(v)
-    elif isinstance(o, list):
-        for v in o:
-            _strip_digests(v)
+    """Drop the LayerInfo fields (``digest``, ``diffId``) of every Kitfile entry, like kit's YAML.
+
+    Only entry-level keys go: model, model parts, code, datasets, docs, prompts and mcpServers.
+    ``parameters`` are user data and keep any ``digest`` keys they contain.
+    """
+    if not isinstance(o, dict):
+        return
+    entries: list[Any] = []
+    model = o.get("model")
+    if isinstance(model, dict):
+        entries.append(model)
+        entries += model.get("parts") or []
+    for section in ("code", "datasets", "docs", "prompts", "mcpServers"):
+        entries += o.get(section) or []
+    for e in entries:
+        if isinstance(e, dict):
+            e.pop("digest", None)
+            e.pop("diffId", None)

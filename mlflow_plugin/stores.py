@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .oci.base import Repository
@@ -20,7 +21,18 @@ def open_repository(loc: Location, create: bool = False, **registry_options: Any
     assert isinstance(loc, RegistryLocation)
     from .oci.registry import RegistryRepository
 
+    if "insecure" not in registry_options and loc.ref.registry in insecure_registries():
+        registry_options = {**registry_options, "insecure": True}
     return RegistryRepository(loc.ref.registry, loc.ref.repository, **registry_options)
+
+
+def insecure_registries() -> set[str]:
+    """Hosts the admin allows over plain HTTP (``MLFLOW_MODELKIT_INSECURE_REGISTRIES=a:5000,b``).
+
+    Loopback registries never need listing: they use HTTP unless they answer with TLS.
+    """
+    raw = os.environ.get("MLFLOW_MODELKIT_INSECURE_REGISTRIES", "")
+    return {h.strip() for h in raw.split(",") if h.strip()}
 
 
 def open_location(

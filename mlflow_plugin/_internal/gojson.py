@@ -42,9 +42,9 @@ def _string(s: str) -> str:
         if e is not None:
             out.append(e)
         elif ord(ch) < 0x20:
-            out.append("\\u%04x" % ord(ch))
-        elif 0xD800 <= ord(ch) <= 0xDFFF:  # lone surrogate: Go writes U+FFFD
-            out.append("\ufffd")
+            out.append(f"\\u{ord(ch):04x}")
+        elif 0xD800 <= ord(ch) <= 0xDFFF:  # lone surrogate (invalid UTF-8): Go writes the escape \ufffd
+            out.append("\\ufffd")
         else:
             out.append(ch)
     out.append('"')

@@ -4,6 +4,10 @@
 >>> m.matches("x.log"), m.matches("model/x.log"), m.matches("keep.log"), m.matches("a/b/tmp/f")
 (True, False, False, True)
 
+Matching follows moby/patternmatcher v0.6.0 exactly, including its fast paths: a pattern
+that starts with ``**`` and has no other wildcard is a plain suffix test (``**tmp`` also
+matches ``a/xtmp``), and ``[!a]`` is a regexp class holding ``!`` and ``a`` (not a negation).
+
 Patterns are anchored at the context root (``*.log`` does not match ``model/x.log``); a path
 is ignored if it or any parent directory matches (``MatchesOrParentMatches``); later patterns
 win; ``!`` re-includes. kit always adds ``Kitfile``, ``kitfile``, ``.kitfile``, ``.kitignore``.
@@ -19,10 +23,40 @@ from ..errors import KitfileError
 DEFAULT_IGNORES = ("Kitfile", "kitfile", ".kitfile", ".kitignore")
 
 
+def go_clean(path: str) -> str:
+    """Go ``path.Clean`` (``posixpath.normpath`` keeps a leading ``//``; Go does not).
+
+    >>> go_clean("//a/./b/../c/"), go_clean(""), go_clean("../x/..")
+    ('/a/c', '.', '..')
+    """
+    if not path:
+        return "."
+    rooted = path.startswith("/")
+    out: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif not rooted:
+                out.append("..")
+            continue
+        out.append(part)
+    joined = "/".join(out)
+    if rooted:
+        return "/" + joined
+    return joined or "."
+
+
 def read_ignore_file(text: str) -> list[str]:
     """Parse ``.kitignore`` text like moby's ``ignorefile.ReadAll``."""
     out: list[str] = []
-    for i, line in enumerate(text.splitlines()):
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for i, line in enumerate(lines):
+        line = line.removesuffix("\r")  # bufio.ScanLines drops a trailing CR
         if i == 0:
             line = line.removeprefix("\ufeff")
         if line.startswith("#"):
@@ -34,58 +68,135 @@ def read_ignore_file(text: str) -> list[str]:
         if invert:
             pat = pat[1:].strip()
         if pat:
-            pat = posixpath.normpath(pat)
+            pat = go_clean(pat)
             if len(pat) > 1 and pat.startswith("/"):
                 pat = pat[1:]
         out.append("!" + pat if invert else pat)
     return out
 
 
+_EXACT, _PREFIX, _SUFFIX, _REGEXP = "exact", "prefix", "suffix", "regexp"
+_ESCAPE = set(".+()|{}$")  # moby shouldEscape: only these are escaped; other regexp syntax passes through
+
+
 class _Pattern:
+    """One pattern, matched like moby/patternmatcher v0.6.0 ``Pattern.match`` (incl. its fast paths)."""
+
     def __init__(self, pattern: str, exclusion: bool) -> None:
         self.exclusion = exclusion
         self.cleaned = pattern
-        self.regex = re.compile(_compile(pattern), re.DOTALL)
+        self.kind, regex = _compile(pattern)
+        try:
+            self.regex = re.compile(regex) if self.kind == _REGEXP else None
+        except re.error:
+            raise KitfileError(f"invalid .kitignore pattern {pattern!r}: syntax error in pattern") from None
 
     def match(self, path: str) -> bool:
-        return self.regex.fullmatch(path) is not None
+        p = self.cleaned
+        if self.kind == _EXACT:
+            return path == p
+        if self.kind == _PREFIX:
+            return path.startswith(p[:-2])  # strip the trailing **
+        if self.kind == _SUFFIX:
+            suffix = p[2:]  # strip the leading **
+            if path.endswith(suffix):
+                return True
+            return suffix.startswith("/") and path == suffix[1:]  # **/foo matches "foo"
+        assert self.regex is not None
+        return self.regex.search(path) is not None
 
 
-def _compile(pattern: str) -> str:
-    out = []
+def _compile(pattern: str) -> tuple[str, str]:
+    """Port of moby ``Pattern.compile`` for '/' separators: ``(match type, regexp)``."""
+    _check_syntax(pattern)
+    out = ["^"]
+    kind = _EXACT
     i = 0
     n = len(pattern)
+    step = 0
     while i < n:
         ch = pattern[i]
+        i += 1
         if ch == "*":
-            if i + 1 < n and pattern[i + 1] == "*":
-                i += 2
-                if i < n and pattern[i] == "/":
+            if i < n and pattern[i] == "*":
+                i += 1
+                if i < n and pattern[i] == "/":  # treat **/ as **
                     i += 1
-                out.append(".*" if i >= n else "(?:.*/)?")
-                continue
-            out.append("[^/]*")
+                if i >= n:  # "**" at the end matches everything below
+                    if kind == _EXACT:
+                        kind = _PREFIX
+                    else:
+                        out.append(".*")
+                        kind = _REGEXP
+                else:
+                    out.append("(.*/)?")
+                    kind = _REGEXP
+                if step == 0:
+                    kind = _SUFFIX
+            else:
+                out.append("[^/]*")
+                kind = _REGEXP
         elif ch == "?":
             out.append("[^/]")
+            kind = _REGEXP
+        elif ch in _ESCAPE:
+            out.append("\\" + ch)
         elif ch == "\\":
-            if i + 1 < n:
-                out.append(re.escape(pattern[i + 1]))
+            if i < n:
+                out.append("\\" + pattern[i])
                 i += 1
+                kind = _REGEXP
             else:
-                out.append(r"\\")
-        elif ch == "[":
-            j = pattern.find("]", i + 1)
-            if j == -1:
-                raise KitfileError(f"invalid .kitignore pattern {pattern!r}: unterminated '['")
-            cls = pattern[i + 1 : j]
-            if cls.startswith("^") or cls.startswith("!"):
-                cls = "^" + cls[1:]
-            out.append("[" + cls.replace("\\", "\\\\") + "]")
-            i = j
+                out.append("\\\\")
+        elif ch in "[]":
+            out.append(ch)
+            kind = _REGEXP
         else:
-            out.append(re.escape(ch))
-        i += 1
-    return "".join(out)
+            out.append(ch)
+        step += 1
+    out.append(r"\Z")
+    return kind, "".join(out)
+
+
+def _check_syntax(pattern: str) -> None:
+    """The check moby runs with ``filepath.Match(p, ".")``: Go validates the whole pattern.
+
+    Errors: a trailing ``\\``, an unterminated ``[``, an empty class ``[]`` and a class (or range
+    end) that starts with ``-`` or ``]``.
+    """
+    bad = KitfileError(f"invalid .kitignore pattern {pattern!r}: syntax error in pattern")
+    i, n = 0, len(pattern)
+
+    def esc(j: int) -> int:  # Go getEsc: one (possibly escaped) class character; returns the next index
+        if j >= n or pattern[j] in "-]":
+            raise bad
+        if pattern[j] == "\\":
+            j += 1
+            if j >= n:
+                raise bad
+        return j + 1
+
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            if i + 1 >= n:
+                raise bad
+            i += 2
+        elif ch == "[":
+            i += 1
+            if i < n and pattern[i] == "^":
+                i += 1
+            nrange = 0
+            while True:
+                if i < n and pattern[i] == "]" and nrange > 0:
+                    i += 1
+                    break
+                i = esc(i)
+                if i < n and pattern[i] == "-":
+                    i = esc(i + 1)
+                nrange += 1
+        else:
+            i += 1
 
 
 class IgnoreMatcher:
@@ -97,7 +208,7 @@ class IgnoreMatcher:
             p = p.strip()
             if not p:
                 continue
-            p = posixpath.normpath(p)
+            p = go_clean(p)
             excl = p.startswith("!")
             if excl:
                 if len(p) == 1:

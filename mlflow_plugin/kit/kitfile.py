@@ -28,7 +28,7 @@ from . import yamlv3
 
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
 IGNORE_FILE = ".kitignore"
-_PART_TYPE_RE = re.compile(r"^[\w][\w.-]*$")
+_PART_TYPE_RE = re.compile(r"[\w][\w.-]*", re.ASCII)  # Go RE2: \w is ASCII; used with fullmatch
 
 
 @dataclass
@@ -53,7 +53,10 @@ class _Entry:
                 continue
             key = f.metadata.get("json", f.name)
             v = getattr(self, f.name)
-            if key in self._always or not _is_empty(v):
+            if f.name == "parameters":  # Go ``any``: omitted only when nil, so "" and [] are kept
+                if v is not _UNSET and v is not None:
+                    out[key] = v
+            elif key in self._always or not _is_empty(v):
                 out[key] = _json_value(v)
         if self.layer is not None:
             if self.layer.digest:
@@ -182,7 +185,7 @@ class Kitfile(_Entry):
     datasets: list[DataSet] = field(default_factory=list)
     docs: list[Docs] = field(default_factory=list)
     prompts: list[Prompt] = field(default_factory=list)
-    mcp_servers: list[MCPServer] = _f("mcpServers", default_factory=list)
+    mcp_servers: list[MCPServer] = _f("mcpServers", default_factory=list)  # noqa: RUF009 - field() helper
     layer: LayerInfo | None = None
 
     # ---- parsing ---------------------------------------------------------------------------
@@ -220,7 +223,8 @@ class Kitfile(_Entry):
         import json
 
         try:
-            obj = json.loads(data)
+            # "-0" is Go's float64 negative zero: keep it a float so it does not turn into 0
+            obj = json.loads(data, parse_int=lambda s: -0.0 if s == "-0" else int(s))
         except ValueError as e:
             raise KitfileError(f"ModelKit config is not valid JSON: {e}") from None
         if not isinstance(obj, dict):
@@ -229,14 +233,17 @@ class Kitfile(_Entry):
 
     # ---- validation ------------------------------------------------------------------------
     def layer_paths(self) -> list[str]:
-        """Paths of every local entry, in kit's layer order (for ignore checks)."""
+        """Paths other layers must not pack (kit's ``LayerPathsFromKitfile``, for ignore checks).
+
+        Remote datasets are included: kit keeps their local ``path`` out of every other layer.
+        """
         out: list[str] = []
         if self.model and self.model.path and not is_modelkit_reference(self.model.path):
             out.append(self.model.path)
         if self.model:
             out += [p.path for p in self.model.parts]
         out += [c.path for c in self.code]
-        out += [d.path for d in self.datasets if not d.remote_path]
+        out += [d.path for d in self.datasets]
         out += [d.path for d in self.docs]
         out += [p.path for p in self.prompts]
         out += [m.path for m in self.mcp_servers]
@@ -250,7 +257,8 @@ class Kitfile(_Entry):
         errors: list[str] = []
         warnings: list[str] = []
         if self.manifest_version not in ("1.0.0", "1.0", "1"):
-            warnings.append(f"unrecognized manifestVersion {self.manifest_version!r}: treating Kitfile as 1.0.0")
+            warnings.append(
+                f"unrecognized manifestVersion {self.manifest_version!r}: treating Kitfile as 1.0.0")
         seen: dict[str, str] = {}
 
         def check(kind: str, path: str, allow_ref: bool = False) -> None:
@@ -282,8 +290,9 @@ class Kitfile(_Entry):
                 check("model", self.model.path, allow_ref=True)
             for i, p in enumerate(self.model.parts):
                 check(f"model part {i}", p.path)
-                if p.type and (len(p.type) > 64 or not _PART_TYPE_RE.match(p.type)):
-                    errors.append(f"model part {i} type {p.type!r} is invalid: use letters, digits, '.', '-', "
+                if p.type and (len(p.type) > 64 or not _PART_TYPE_RE.fullmatch(p.type)):
+                    errors.append(f"model part {i} type {p.type!r} is invalid: use letters, digits, "
+                                  "'.', '-', "
                                   "'_' (max 64 characters)")
         for i, c in enumerate(self.code):
             check(f"code {i}", c.path)
@@ -372,7 +381,9 @@ def _decode_string(node: Node, ctx: str) -> str:
         return ""
     if not isinstance(node, ScalarNode):
         raise KitfileError(f"line {yamlv3.where(node).line}: {ctx} must be a string, not {_kind(node)}")
-    return node.value  # yaml.v3 keeps the source text for string fields ("1.0" stays "1.0")
+    if str(node.tag) == yamlv3._TAG + "binary":
+        return yamlv3.decode_binary(node)
+    return yamlv3.scalar_text(node)  # yaml.v3 keeps the source text for string fields ("1.0" stays "1.0")
 
 
 _SECTION_TYPES: dict[str, type] = {}
@@ -437,7 +448,8 @@ def _decode_field(cls: type, name: str, key: str, node: Node, ctx: str) -> Any:
         if not isinstance(node, SequenceNode):
             raise KitfileError(f"line {line}: {ctx} must be a list, not {_kind(node)}")
         item = _LIST_OF[(cls, name)]
-        return [_decode_struct(item, n, f"{ctx}[{i}]") for i, n in enumerate(node.value)]
+        # yaml.v3 drops null items of a slice of structs (d.null() fails for a struct value)
+        return [_decode_struct(item, n, f"{ctx}[{i}]") for i, n in enumerate(node.value) if not _is_null(n)]
     if cls is Kitfile and name == "package":
         return _decode_struct(Package, node, "package")
     if cls is Kitfile and name == "model":
@@ -447,7 +459,8 @@ def _decode_field(cls: type, name: str, key: str, node: Node, ctx: str) -> Any:
             return []
         if not isinstance(node, SequenceNode):
             raise KitfileError(f"line {line}: {ctx} must be a list of strings, not {_kind(node)}")
-        return [_decode_string(n, f"{ctx}[{i}]") for i, n in enumerate(node.value)]
+        # yaml.v3 drops null items of a []string (d.null() fails for a string value)
+        return [_decode_string(n, f"{ctx}[{i}]") for i, n in enumerate(node.value) if not _is_null(n)]
     return _decode_string(node, ctx)
 
 
@@ -456,7 +469,8 @@ def _check_json_value(v: Any, ctx: str, line: int) -> None:
         raise KitfileError(f"line {line}: {ctx} contains {v!r}, which JSON cannot encode; quote it")
     if isinstance(v, dict):
         for k, x in v.items():
-            if not isinstance(k, str):
+            # a timestamp key makes yaml.v3 build map[interface{}]interface{}, which Go's JSON refuses
+            if not isinstance(k, str) or isinstance(k, yamlv3.GoTime):
                 raise KitfileError(f"line {line}: {ctx} has the non-string key {k!r}; quote it")
             _check_json_value(x, ctx, line)
     elif isinstance(v, list):

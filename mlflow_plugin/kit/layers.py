@@ -1,9 +1,15 @@
 """Build kit layers from a context directory: which files, in which order, as which tar bytes.
 
->>> plan = plan_layers(Kitfile.parse(open("Kitfile").read()))          # doctest: +SKIP
->>> for spec in plan:                                                   # doctest: +SKIP
-...     stream = LayerStream("ctx", spec.path, LayerIgnore.from_context("ctx", kitfile))
-...     digest = hashlib.sha256(b"".join(stream)).hexdigest()
+>>> import hashlib, os, pathlib, shutil, tempfile
+>>> ctx = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (ctx / "data.csv").write_text("a,b\\n1,2\\n"); os.chmod(ctx / "data.csv", 0o644)
+>>> kf = Kitfile.parse("manifestVersion: 1.0.0\\ndatasets:\\n  - path: data.csv\\n")
+>>> ignore = LayerIgnore.from_context(str(ctx), kf)
+>>> for spec in plan_layers(kf):
+...     tar = b"".join(LayerStream(walk_layer(str(ctx), spec.path, ignore)))
+...     print(spec.kind, spec.media_type(), len(tar), hashlib.sha256(tar).hexdigest()[:16])
+dataset application/vnd.kitops.modelkit.dataset.v1.tar 2048 ad4e6fc877eb1944
+>>> shutil.rmtree(ctx)
 
 Selection follows ``kit pack``: walk the whole context from ``.`` in byte-lexical pre-order,
 keep entries in the same directory tree as the layer path (so ancestor directories are

@@ -9,7 +9,8 @@ compact Go JSON. ``created`` follows kit: ``SOURCE_DATE_EPOCH`` if set, else now
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 from .._internal.gojson import Ordered, dumps
@@ -32,26 +33,57 @@ def default_cli_version() -> str:
 def created_timestamp() -> str:
     """RFC 3339 UTC creation time: ``MODELKIT_CREATED``, else ``SOURCE_DATE_EPOCH``, else now.
 
-    >>> os.environ["SOURCE_DATE_EPOCH"] = "315532800"; created_timestamp()
+    ``SOURCE_DATE_EPOCH`` is parsed like kit does (Go ``strconv.ParseInt(v, 10, 64)``) and an
+    invalid value is an error even when ``MODELKIT_CREATED`` overrides it.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"SOURCE_DATE_EPOCH": "315532800"}):
+    ...     _ = os.environ.pop("MODELKIT_CREATED", None)
+    ...     created_timestamp()
     '1980-01-01T00:00:00Z'
     """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    ts: int | None = None
+    if epoch is not None and epoch != "":
+        if not _GO_INT_RE.match(epoch) or not -(1 << 63) <= int(epoch) < (1 << 63):
+            raise ModelKitError(
+                f'invalid SOURCE_DATE_EPOCH "{epoch}": must be an integer (seconds since 1970)')
+        ts = int(epoch)
     explicit = os.environ.get("MODELKIT_CREATED")
     if explicit:
         try:
             datetime.fromisoformat(explicit.replace("Z", "+00:00"))
         except ValueError:
-            raise ModelKitError(f"invalid MODELKIT_CREATED {explicit!r}: use RFC 3339, e.g. 2026-01-01T00:00:00Z") from None
+            raise ModelKitError(
+                f"invalid MODELKIT_CREATED {explicit!r}: use RFC 3339, e.g. 2026-01-01T00:00:00Z") from None
         return explicit
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch is not None and epoch != "":
-        try:
-            ts = int(epoch)
-        except ValueError:
-            raise ModelKitError(f'invalid SOURCE_DATE_EPOCH "{epoch}": must be an integer (seconds since 1970)') from None
-        dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    else:
-        dt = datetime.now(tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if ts is None:
+        return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339_utc(ts)
+
+
+_GO_INT_RE = re.compile(r"[+-]?[0-9]+\Z")
+
+
+def rfc3339_utc(ts: int) -> str:
+    """Go ``time.Unix(ts, 0).UTC().Format(time.RFC3339)`` for any int64 (years beyond 1..9999 too).
+
+    >>> rfc3339_utc(0), rfc3339_utc(-1), rfc3339_utc(253402300800)
+    ('1970-01-01T00:00:00Z', '1969-12-31T23:59:59Z', '10000-01-01T00:00:00Z')
+    """
+    days, secs = divmod(ts, 86400)
+    # civil_from_days (H. Hinnant): proleptic Gregorian date of a day count since 1970-01-01
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    year = f"-{-y:04d}" if y < 0 else f"{y:04d}"
+    return f"{year}-{m:02d}-{d:02d}T{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}Z"
 
 
 def build_manifest(

@@ -33,8 +33,19 @@ def _octal(value: int, width: int) -> bytes:
 
 
 def _field(data: bytes, width: int) -> bytes:
+    """Go ``formatter.formatString``: copy and truncate; if the cut ends in '/', Go writes one NUL
+    where the trailing run of slashes starts (so readers do not see a directory)."""
+    if len(data) > width and data[width - 1 : width] == b"/":
+        out = bytearray(data[:width])
+        out[len(data[: width - 1].rstrip(b"/"))] = 0
+        return bytes(out)
     data = data[:width]
     return data + bytes(width - len(data))
+
+
+def _encode(name: str) -> bytes:
+    """File names as bytes; undecodable bytes (surrogate escapes from os.listdir) round-trip."""
+    return name.encode("utf-8", "surrogateescape")
 
 
 def _is_ascii(s: str) -> bool:
@@ -43,7 +54,7 @@ def _is_ascii(s: str) -> bool:
 
 def split_ustar_path(name: str) -> tuple[str, str] | None:
     """Go ``splitUSTARPath``: ``(prefix, name)`` or None if the name cannot be split."""
-    b = name.encode("utf-8")
+    b = _encode(name)
     length = len(b)
     if length <= NAME_SIZE or not _is_ascii(name):
         return None
@@ -95,7 +106,7 @@ def _header(
 
 
 def _pax_record(key: str, value: str) -> bytes:
-    kv = f" {key}={value}\n".encode()
+    kv = _encode(f" {key}={value}\n")
     size = len(kv)
     size += len(str(size))
     rec = str(size).encode() + kv
@@ -115,7 +126,7 @@ def pad(size: int) -> bytes:
 
 def entry_header(name: str, mode: int, size: int, typeflag: bytes) -> Iterator[bytes]:
     """Yield the header block(s) for one entry, USTAR if possible else PAX."""
-    name_b = name.encode("utf-8")
+    name_b = _encode(name)
     pax: dict[str, str] = {}
     ustar_ok = True
     if not _is_ascii(name) or len(name_b) > NAME_SIZE:
@@ -136,7 +147,7 @@ def entry_header(name: str, mode: int, size: int, typeflag: bytes) -> Iterator[b
     yield _header(pax_name, 0, 0, 0, len(data), b"x", with_dev=False)
     yield data + pad(len(data))
     main_size = size if size < MAX_OCTAL_SIZE else 0
-    yield _header(_to_ascii(name)[:NAME_SIZE], mode, KIT_UID, KIT_GID, main_size, typeflag)
+    yield _header(_to_ascii(name), mode, KIT_UID, KIT_GID, main_size, typeflag)  # _field truncates
 
 
 def file_header(name: str, mode: int, size: int) -> Iterator[bytes]:

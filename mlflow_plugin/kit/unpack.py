@@ -114,7 +114,8 @@ class Staging:
             if self.ignore_existing:
                 return False
             if not self.overwrite:
-                raise ExistsError(f"path '{rel}' already exists in {self.target}; use --overwrite to replace it")
+                raise ExistsError(
+                    f"path '{rel}' already exists in {self.target}; use --overwrite to replace it")
         return True
 
     def add_file(self, rel: str, src: IO[bytes], size: int, mode: int) -> None:
@@ -148,20 +149,27 @@ class Staging:
         self.dirs[rel] = (mode & 0o777) or 0o755
 
     def commit(self) -> list[str]:
-        """Move staged files into place (after every layer verified). Returns written paths."""
+        """Move staged files into place (after every layer verified). Returns written paths.
+
+        Every destination is checked (inside the target after resolving existing symlinks, no
+        new conflicts) before the first file moves, so a refused commit writes nothing.
+        """
         real_target = os.path.realpath(self.target)
+        for rel in [*sorted(self.dirs), *self.files]:
+            _check_inside(real_target, os.path.join(self.target, rel), rel)
+        if not self.overwrite:
+            for rel in self.files:
+                if os.path.lexists(os.path.join(self.target, rel)):
+                    raise ExistsError(
+                        f"path '{rel}' appeared in {self.target} during unpack; use --overwrite")
         for rel in sorted(self.dirs):
             dest = os.path.join(self.target, rel)
-            _check_inside(real_target, dest, rel)
             if not os.path.isdir(dest):
                 os.makedirs(dest, exist_ok=True)
                 os.chmod(dest, self.dirs[rel] | 0o700)
         for rel in self.files:
             dest = os.path.join(self.target, rel)
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            _check_inside(real_target, os.path.dirname(dest), rel)
-            if os.path.lexists(dest) and not self.overwrite:
-                raise ExistsError(f"path '{rel}' appeared in {self.target} during unpack; use --overwrite")
             os.replace(os.path.join(self.dir, rel), dest)
         return list(self.files)
 
@@ -198,13 +206,33 @@ def extract_layer(blob: IO[bytes], media_type: str, staging: Staging, only: str 
     stream: IO[bytes] = blob if compression == "none" else _Decompressed(blob, compression)  # type: ignore[assignment]
     names: list[str] = []
     try:
+        _extract(stream, staging, only, names)
+    except (UnsafeArchiveError, ExistsError):
+        # A tampered blob usually breaks the tar too: report the digest mismatch, not the symptom.
+        _verify_rest(blob)
+        raise
+    _verify_rest(blob)
+    return names
+
+
+def _verify_rest(blob: IO[bytes]) -> None:
+    """Read ``blob`` to EOF so a digesting reader checks its digest (raises on mismatch)."""
+    _drain(blob, 1 << 62)
+    verify = getattr(blob, "verify", None)
+    if verify:
+        verify()
+
+
+def _extract(stream: IO[bytes], staging: Staging, only: str | None, names: list[str]) -> None:
+    try:
         with tarfile.open(fileobj=stream, mode="r|") as tf:
             for count, m in enumerate(tf):
                 if count > MAX_ENTRIES:
                     raise UnsafeArchiveError(f"layer has more than {MAX_ENTRIES} entries")
                 if m.type not in _ALLOWED:
-                    kind = {tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hard link", tarfile.CHRTYPE: "device",
-                            tarfile.BLKTYPE: "device", tarfile.FIFOTYPE: "FIFO"}.get(m.type, f"type {m.type!r}")
+                    kind = {tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hard link",
+                            tarfile.CHRTYPE: "device", tarfile.BLKTYPE: "device",
+                            tarfile.FIFOTYPE: "FIFO"}.get(m.type, f"type {m.type!r}")
                     raise UnsafeArchiveError(f"unrecognized type in archive: '{m.name}' is a {kind}; "
                                              "ModelKit layers may only hold files and directories")
                 rel = safe_member_path(m.name)
@@ -219,8 +247,3 @@ def extract_layer(blob: IO[bytes], media_type: str, staging: Staging, only: str 
                     names.append(rel)
     except tarfile.TarError as e:
         raise UnsafeArchiveError(f"layer is not a valid tar archive: {e}") from None
-    _drain(blob, 1 << 62)  # read the rest so the digest check at EOF runs
-    verify = getattr(blob, "verify", None)
-    if verify:
-        verify()
-    return names

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -27,7 +27,7 @@ from ruamel.yaml.tag import Tag
 from ..errors import KitfileError
 
 _TAG = "tag:yaml.org,2002:"
-_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
 _MAP = {
     "true": True, "True": True, "TRUE": True,
     "false": False, "False": False, "FALSE": False,
@@ -38,6 +38,15 @@ _MAP = {
     "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
 }  # fmt: skip
 _INT64 = (-(1 << 63), (1 << 63) - 1)
+_DIGITS = "0123456789"
+
+
+class GoTime(str):
+    """A timestamp yaml.v3 resolved to ``time.Time``, held as the RFC 3339 text Go's JSON writes.
+
+    It behaves as a string, but it is *not* a string key for Go: a mapping with a timestamp key
+    decodes to ``map[interface{}]interface{}``, which ``encoding/json`` refuses.
+    """
 
 
 @dataclass
@@ -76,12 +85,12 @@ def _go_parse_int(s: str) -> int | None:
         elif len(t) > 1 and t[0] == "0":
             v = int(t[1:], 8)
         else:
-            if not t.isdigit():
+            if not (t.isascii() and t.isdigit()):
                 return None
             v = int(t, 10)
     except ValueError:
         return None
-    if v is None or not all(c.isalnum() for c in t):
+    if v is None or not all(c.isascii() and c.isalnum() for c in t):
         return None
     v = -v if neg else v
     if _INT64[0] <= v <= _INT64[1] or (not neg and 0 <= v < (1 << 64)):
@@ -89,15 +98,20 @@ def _go_parse_int(s: str) -> int | None:
     return None
 
 
-_TS_RE = re.compile(
+_TS_RE = re.compile(  # ASCII digits only (re.ASCII below), like Go's time.Parse
     r"^(\d{4})-(\d{1,2})-(\d{1,2})"
-    r"(?:(?:[Tt]|[ ])(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,9}))?"
-    r"(Z|[+-]\d{2}:\d{2})?)?$"
+    r"(?:(?:[Tt]|[ ])(\d{1,2}):(\d{1,2}):(\d{1,2})(?:[.,](\d+))?"
+    r"(Z|[+-]\d{2}:\d{2})?)?\Z",
+    re.ASCII,
 )
 
 
-def _parse_timestamp(s: str) -> str | None:
-    """yaml.v3 parseTimestamp; returns Go's JSON (RFC 3339 nano) form of the time."""
+def _parse_timestamp(s: str) -> GoTime | None:
+    """yaml.v3 parseTimestamp; returns Go's JSON (RFC 3339 nano) form of the time.
+
+    >>> _parse_timestamp("2024-1-2"), _parse_timestamp("0999-01-01 10:00:00,5")
+    ('2024-01-02T00:00:00Z', '0999-01-01T10:00:00.5Z')
+    """
     m = _TS_RE.match(s)
     if not m:
         return None
@@ -112,16 +126,18 @@ def _parse_timestamp(s: str) -> str | None:
         base = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0))
     except ValueError:
         return None
-    out = base.strftime("%Y-%m-%dT%H:%M:%S")
+    out = f"{base.year:04d}-{base.month:02d}-{base.day:02d}T{base:%H:%M:%S}"
     if frac:
-        f = frac.rstrip("0")
+        f = frac[:9].rstrip("0")  # Go keeps nanoseconds (truncating), RFC3339Nano drops trailing zeros
         if f:
             out += "." + f
     if tz is None or tz == "Z":
-        return out + "Z"
+        return GoTime(out + "Z")
     sign = 1 if tz[0] == "+" else -1
     off = timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6])) * sign
-    return out + ("Z" if off == timedelta(0) else tz) if timezone(off) else out
+    if abs(off) >= timedelta(hours=24):
+        return None  # Go: "time zone offset hour out of range"
+    return GoTime(out + ("Z" if off == timedelta(0) else tz))
 
 
 def resolve_plain(s: str) -> Any:
@@ -134,12 +150,10 @@ def resolve_plain(s: str) -> Any:
         return _MAP[s]
     c = s[:1]
     if c == ".":
-        try:
-            return float(s) if _FLOAT_RE.match(s) else s
-        except ValueError:
-            return s
-    if c and (c.isdigit() or c in "+-"):
-        ts = _parse_timestamp(s) if c.isdigit() else None
+        f = _go_parse_float(s) if _FLOAT_RE.match(s) else None
+        return s if f is None else f
+    if c and c in _DIGITS + "+-":
+        ts = _parse_timestamp(s) if c in _DIGITS else None
         if ts is not None:
             return ts
         plain = s.replace("_", "")
@@ -147,10 +161,9 @@ def resolve_plain(s: str) -> Any:
         if v is not None and not plain.lower().lstrip("+-").startswith(("0o", "0b")):
             return v
         if _FLOAT_RE.match(plain):
-            try:
-                return float(plain)
-            except ValueError:
-                pass
+            f = _go_parse_float(plain)
+            if f is not None:
+                return f
         body = plain.lstrip("+-")
         sign = -1 if plain.startswith("-") else 1
         for prefix, base in (("0b", 2), ("0o", 8)):
@@ -162,6 +175,15 @@ def resolve_plain(s: str) -> Any:
         if v is not None:
             return v
     return s
+
+
+def _go_parse_float(s: str) -> float | None:
+    """strconv.ParseFloat for the decimal forms yaml.v3 tries: overflow is an error, not ±Inf."""
+    try:
+        f = float(s)
+    except ValueError:
+        return None
+    return None if math.isinf(f) else f
 
 
 _PLAIN = "tag:mlflow-modelkit,2026:plain"
@@ -176,9 +198,19 @@ class _PlainResolver(VersionedResolver):
         return super().resolve(kind, value, implicit)
 
 
+def scalar_text(node: ScalarNode) -> str:
+    """The scalar's text. ruamel's round-trip composer marks line folds of ``>`` scalars with
+    ``\\a`` (for re-dumping); YAML forbids a literal BEL, so every one of them is a marker.
+    """
+    value = node.value
+    if node.style == ">" and isinstance(value, str):
+        return value.replace("\a", "")
+    return value
+
+
 def _scalar(node: ScalarNode) -> Any:
     tag = str(node.tag)
-    value = node.value
+    value = scalar_text(node)
     if tag == _PLAIN:
         return resolve_plain(value)
     if tag in (_TAG + "str", "!"):
@@ -205,8 +237,21 @@ def _scalar(node: ScalarNode) -> Any:
         ts = _parse_timestamp(value)
         return ts if ts is not None else value
     if short == "binary":
-        return value
+        return decode_binary(node)
     return value
+
+
+def decode_binary(node: ScalarNode) -> str:
+    """A ``!!binary`` scalar decoded like yaml.v3 (base64, CR/LF ignored), as a Go string."""
+    import base64
+    import binascii
+
+    text = scalar_text(node).replace("\r", "").replace("\n", "")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise KitfileError(f"line {where(node).line}: !!binary value contains invalid base64 data") from None
+    return data.decode("utf-8", "surrogateescape")
 
 
 class _Composer:
@@ -217,7 +262,8 @@ class _Composer:
 
     def compose(self, text: str) -> Node | None:
         try:
-            return self.yaml.compose(text)
+            # like yaml.v3's Decoder.Decode: the first document only; later ones are not read
+            return next(iter(self.yaml.compose_all(text)), None)
         except MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line = f"line {mark.line + 1}: " if mark else ""

@@ -72,7 +72,7 @@ class Credentials:
     """
 
     username: str = ""
-    password: str = field(default="", compare=True)
+    password: str = ""
     identity_token: str = ""
     source: str = ""
 
@@ -339,7 +339,7 @@ class RegistryAuth:
         self._realm = ""
         self._service = ""
         self._tokens: list[_Token] = []
-        #: ``(requested scopes)`` of every token fetched, oldest first (for tests and debugging).
+        #: Requested scopes of the last 100 tokens fetched, oldest first (for tests and debugging).
         self.token_requests: list[list[str]] = []
 
     def __repr__(self) -> str:
@@ -441,6 +441,11 @@ class RegistryAuth:
         self._fetch(need, what)
 
     def _rejected(self, what: str) -> AuthError:
+        if not self.credentials:
+            return AuthError(
+                f"{what}: registry {self.host} requires credentials (its token server refused anonymous "
+                f"access): set {ENV_USERNAME}/{ENV_PASSWORD} or docker login"
+            )
         who = self.credentials.who if self.credentials else "anonymous access"
         src = f" (from {self.credentials.source})" if self.credentials and self.credentials.source else ""
         return AuthError(
@@ -487,7 +492,7 @@ class RegistryAuth:
         if not self._realm:
             raise AuthError(f"{what}: registry {self.host} asked for a token without naming a realm")
         scope_list = format_scopes(scopes)
-        self.token_requests.append(scope_list)
+        self.token_requests = [*self.token_requests[-99:], scope_list]
         resp = self._token_request(scope_list, what)
         tok = self._parse_token(resp, scopes, what)
         self._tokens = [*self._tokens[-63:], tok]

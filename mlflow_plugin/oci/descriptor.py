@@ -75,6 +75,27 @@ class DigestingReader:
         b[: len(data)] = data
         return len(data)
 
+    def copy_to(self, out: Any, progress: Any = None, chunk: int = 4 << 20) -> int:
+        """Copy the rest of the stream to ``out`` and verify, reading/hashing/writing concurrently."""
+        from .._internal.pipeline import fan_out
+
+        def chunks() -> Any:
+            while True:
+                b = self._raw.read(chunk)
+                if not b:
+                    return
+                yield b
+
+        def account(b: bytes) -> None:
+            self._h.update(b)
+            self._n += len(b)
+            if progress:
+                progress(len(b))
+
+        fan_out(chunks(), [account, out.write])
+        self.verify()
+        return self._n
+
     def verify(self) -> None:
         """Check the digest now (idempotent); call at EOF."""
         if self._checked:

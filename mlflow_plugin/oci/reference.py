@@ -22,11 +22,12 @@ from .descriptor import check_digest
 
 DEFAULT_REGISTRY = "localhost"
 DEFAULT_REPOSITORY = "_"
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")  # \Z: no trailing newline
 _REPO_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-_REPO_RE = re.compile(rf"^{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*$")
-_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-                      r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+_REPO_RE = re.compile(rf"^{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*\Z")
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_RE = re.compile(rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*"
+                      r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
 
 
 def check_tag(tag: str) -> str:
@@ -62,7 +63,8 @@ class Reference:
     def parse(cls, s: str, default_tag: str | None = None) -> Reference:
         """Parse ``s``; raises :class:`ReferenceFormatError` with the reason and an example."""
         if not s or any(c.isspace() for c in s):
-            raise ReferenceFormatError(f"invalid reference {s!r}: expected HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]")
+            raise ReferenceFormatError(
+                f"invalid reference {s!r}: expected HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]")
         if "://" in s:
             raise ReferenceFormatError(
                 f"invalid reference {s!r}: drop the scheme, e.g. 'localhost:5000/team/fraud:v1'"
@@ -167,7 +169,8 @@ def parse_location(s: str, default_tag: str | None = None) -> Location:
             if sep and "/" not in tail and head:
                 body, tag = head, check_tag(tail)
         if not body:
-            raise ReferenceFormatError(f"invalid layout reference {s!r}: expected oci:DIR[:TAG], e.g. oci:./kits/fraud:v1")
+            raise ReferenceFormatError(
+                f"invalid layout reference {s!r}: expected oci:DIR[:TAG], e.g. oci:./kits/fraud:v1")
         if tag is None and digest is None:
             tag = default_tag
         return LayoutLocation(body, tag, digest)

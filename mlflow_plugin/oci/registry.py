@@ -158,6 +158,26 @@ def _split_registry(registry: str, insecure: bool | None, tls_hint: bool = False
     return scheme, reg
 
 
+_SCHEMES: dict[str, str] = {}
+
+
+def _probe_loopback_scheme(host: str) -> str:
+    """A loopback registry may still speak TLS (like docker, try it): one cached probe per host."""
+    cached = _SCHEMES.get(host)
+    if cached:
+        return cached
+    scheme = "http"
+    try:
+        r = requests.get(f"http://{host}/v2/", timeout=3, allow_redirects=False)
+        if r.status_code == 400 and "HTTPS server" in r.text:
+            scheme = "https"
+        r.close()
+    except requests.RequestException:
+        return "http"  # unreachable now: do not cache, the real request reports the error
+    _SCHEMES[host] = scheme
+    return scheme
+
+
 def _resolve_verify(ca_bundle: str | None) -> bool | str:
     path = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if not path:
@@ -301,6 +321,12 @@ def _discard(resp: requests.Response, limit: int = 65536) -> None:
     resp.close()
 
 
+def _looks_like_go_tls_reject(resp: requests.Response) -> bool:
+    """Go's TLS server answers plain HTTP with a bare ``HTTP/1.0 400`` (no registry headers)."""
+    version = getattr(resp.raw, "version", None)
+    return version == 10 and "Docker-Distribution-Api-Version" not in resp.headers
+
+
 def _short(digest: str) -> str:
     return digest[:19] + "…" if len(digest) > 19 else digest
 
@@ -341,6 +367,28 @@ def _media_type_of(resp: requests.Response, data: bytes) -> str:
 
 
 # ---- request bodies ------------------------------------------------------------------------------
+class SourceError(ModelKitError):
+    """Reading the data to upload failed (not the registry's fault)."""
+
+
+def _read_source(src: IO[bytes], n: int) -> bytes:
+    """``src.read(n)``; an OSError becomes :class:`SourceError` so urllib3 does not take it for a
+    network failure (it treats every OSError raised while sending as a connection problem)."""
+    try:
+        return src.read(n)
+    except OSError as e:
+        raise SourceError(f"reading the upload source failed ({type(e).__name__}: {e})") from e
+
+
+def _next_chunk(it: Iterator[bytes]) -> bytes | None:
+    try:
+        return next(it)
+    except StopIteration:
+        return None
+    except OSError as e:
+        raise SourceError(f"producing the upload stream failed ({type(e).__name__}: {e})") from e
+
+
 class _FileBody:
     """Exactly ``size`` bytes of ``src`` as 1 MiB blocks; ``len()`` gives requests the Content-Length."""
 
@@ -354,7 +402,7 @@ class _FileBody:
     def __iter__(self) -> Iterator[bytes]:
         left = self.size
         while left > 0:
-            b = self.src.read(min(BLOCK, left))
+            b = _read_source(self.src, min(BLOCK, left))
             if not b:
                 raise DigestMismatchError(
                     f"upload source ended after {self.size - left} of the expected {self.size} bytes"
@@ -384,7 +432,8 @@ class _HashingChunks:
 
     def __iter__(self) -> Iterator[bytes]:
         buf = bytearray()
-        for chunk in self._chunks:
+        it = iter(self._chunks)
+        while (chunk := _next_chunk(it)) is not None:
             if not chunk:
                 continue
             if not buf and len(chunk) >= BLOCK:
@@ -403,20 +452,36 @@ class _HashingChunks:
 
 
 class _ResponseStream:
-    """``read(n)`` over a streamed response body; network failures become :class:`RegistryError`."""
+    """``read(n)`` over a streamed response body, fetching at least 1 MiB per socket read.
+
+    Small reads are served from a 1 MiB buffer; network failures become :class:`RegistryError`.
+    """
 
     def __init__(self, resp: requests.Response, what: str) -> None:
         self._resp = resp
         self._what = what
+        self._buf = b""
+        self._pos = 0
 
-    def read(self, n: int = -1) -> bytes:
+    def _raw_read(self, n: int) -> bytes:
         try:
-            if n is None or n < 0:
-                return b"".join(iter(lambda: self._resp.raw.read(BLOCK), b""))
             return self._resp.raw.read(n)
         except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as e:
             reason = _connection_reason(e, 0)
             raise RegistryError(f"{self._what} was interrupted ({reason}): try again") from None
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [self._buf[self._pos :], *iter(lambda: self._raw_read(BLOCK), b"")]
+            self._buf, self._pos = b"", 0
+            return b"".join(parts)
+        if self._pos >= len(self._buf):
+            if n >= BLOCK:
+                return self._raw_read(n)
+            self._buf, self._pos = self._raw_read(BLOCK), 0
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
 
     def close(self) -> None:
         self._resp.close()
@@ -448,6 +513,8 @@ class RegistryRepository(Repository):
         timeout: float = 60.0,
     ) -> None:
         scheme, host = _split_registry(registry, insecure, tls_hint=ca_bundle is not None)
+        if scheme == "http" and insecure is None and "://" not in registry:
+            scheme = _probe_loopback_scheme(host)
         self.registry = host
         self.repository = check_repository(repository)
         self.retries = max(0, int(retries))
@@ -535,7 +602,11 @@ class RegistryRepository(Repository):
             raise RegistryError(
                 f"{op}: TLS verification of registry {self.registry} failed ({reason}): {hint}"
             ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as e:
             reason = _connection_reason(e, self.timeout)
             raise _TransientError(
                 f"{op}: cannot reach registry {self.registry} ({reason}): is it running? check the host/port"
@@ -633,8 +704,10 @@ class RegistryRepository(Repository):
             )
         if status == 401:
             return AuthError(f"{op}: registry {self.registry} refused the credentials ({detail})")
-        if status == 400 and resp.url.startswith("http:") and (
-            "HTTPS server" in msg or "Docker-Distribution-Api-Version" not in resp.headers
+        if (
+            status == 400
+            and resp.url.startswith("http:")
+            and ("HTTPS server" in msg or _looks_like_go_tls_reject(resp))
         ):
             return RegistryError(
                 f"{op}: registry {self.registry} speaks HTTPS but was called over plain HTTP: "
@@ -647,8 +720,8 @@ class RegistryRepository(Repository):
             )
         if status == 429 or status >= 500:
             return _TransientError(
-                f"{op}: registry {self.registry} failed ({detail}) after {self.retries} "
-                "retries: check the registry's health and try again"
+                f"{op}: registry {self.registry} failed ({detail}): check the registry's health "
+                "and logs, then try again"
             )
         return RegistryError(f"{op}: registry {self.registry} answered HTTP {detail}")
 
@@ -696,7 +769,7 @@ class RegistryRepository(Repository):
         ...     shutil.copyfileobj(f, out, 1 << 20)
         """
         check_digest(digest)
-        op = f"download blob {_short(digest)} from {self.display}"
+        op = f"download of blob {digest} from {self.display}"
         resp = self._request(
             "GET", self._url("blobs", digest), op=op, scopes=self._scopes("pull"), stream=True
         )

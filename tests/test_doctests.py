@@ -1,0 +1,37 @@
+"""The docstring examples of the format engine are real and must pass (``+SKIP`` ones are skipped)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import os
+
+import pytest
+
+MODULES = [
+    "mlflow_plugin._internal.gojson",
+    "mlflow_plugin.kit.yamlv3",
+    "mlflow_plugin.kit.kitfile",
+    "mlflow_plugin.kit.ignore",
+    "mlflow_plugin.kit.tarwriter",
+    "mlflow_plugin.kit.layers",
+    "mlflow_plugin.kit.manifest",
+    "mlflow_plugin.kit.mediatypes",
+    "mlflow_plugin.kit.unpack",
+    "mlflow_plugin.oci.reference",
+    "mlflow_plugin.oci.descriptor",
+    "mlflow_plugin.oci.layout",
+]
+# modules whose examples are all marked +SKIP (they need files, a registry or a layout)
+ONLY_SKIPPED = {"mlflow_plugin.kit.unpack", "mlflow_plugin.oci.layout"}
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    env_before = dict(os.environ)
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False, report=True)
+    assert result.failed == 0
+    if name not in ONLY_SKIPPED:
+        assert result.attempted > 0, f"{name} has no runnable examples"
+    assert dict(os.environ) == env_before, "a doctest leaked an environment change"
