@@ -106,8 +106,20 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def run_worker(name: str, host: str, repo: str, file: Path, digest: str, out: Path | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--host", host, "--repo", repo, "--file", str(file),
-           "--digest", digest]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        name,
+        "--host",
+        host,
+        "--repo",
+        repo,
+        "--file",
+        str(file),
+        "--digest",
+        digest,
+    ]
     if out:
         cmd += ["--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -124,14 +136,31 @@ def curl_push(host: str, repo: str, file: Path, digest: str) -> dict:
     loc = r.headers["Location"]
     loc = loc if loc.startswith("http") else f"http://{host}{loc}"
     sep = "&" if "?" in loc else "?"
-    subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-X", "PUT", "-H", "Content-Type: application/octet-stream",
-                    "-T", str(file), f"{loc}{sep}digest={digest}"], check=True)
+    subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-T",
+            str(file),
+            f"{loc}{sep}digest={digest}",
+        ],
+        check=True,
+    )
     return {"seconds": time.perf_counter() - t}
 
 
 def curl_pull(host: str, repo: str, digest: str, out: Path) -> dict:
     t = time.perf_counter()
-    subprocess.run(["curl", "-sS", "-f", "-L", "-o", str(out), f"http://{host}/v2/{repo}/blobs/{digest}"], check=True)
+    subprocess.run(
+        ["curl", "-sS", "-f", "-L", "-o", str(out), f"http://{host}/v2/{repo}/blobs/{digest}"], check=True
+    )
     return {"seconds": time.perf_counter() - t}
 
 
@@ -140,7 +169,9 @@ def main() -> None:
     ap.add_argument("--size-mb", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--workdir", default=str(ROOT / "bench" / "out"))
-    ap.add_argument("--skip-oras", action="store_true", help="skip naive oras-py (its push holds the blob in RAM)")
+    ap.add_argument(
+        "--skip-oras", action="store_true", help="skip naive oras-py (its push holds the blob in RAM)"
+    )
     ap.add_argument("--worker")
     ap.add_argument("--host")
     ap.add_argument("--repo")
@@ -179,9 +210,16 @@ def main() -> None:
                 else:
                     r = run_worker(f"{tool}-push", server.host, repo, src, digest)
                 results.setdefault(f"push/{tool}", []).append(r)
-                print(f"round {rnd + 1} push {tool:5s} {r['seconds']:7.2f} s  {size / r['seconds'] / 1e6:7.1f} MB/s"
-                      + (f"  peak RSS {r['peak_mb'] - r['idle_mb']:.0f} MB above idle" if "peak_mb" in r else ""),
-                      flush=True)
+                print(
+                    f"round {rnd + 1} push {tool:5s} {r['seconds']:7.2f} s"
+                    f"  {size / r['seconds'] / 1e6:7.1f} MB/s"
+                    + (
+                        f"  peak RSS {r['peak_mb'] - r['idle_mb']:.0f} MB above idle"
+                        if "peak_mb" in r
+                        else ""
+                    ),
+                    flush=True,
+                )
             for tool in tools:
                 repo = f"bench/r{rnd}-{tool}"
                 out = work / f"pulled-{tool}.bin"
@@ -191,9 +229,16 @@ def main() -> None:
                     r = run_worker(f"{tool}-pull", server.host, repo, src, digest, out)
                 results.setdefault(f"pull/{tool}", []).append(r)
                 out.unlink(missing_ok=True)
-                print(f"round {rnd + 1} pull {tool:5s} {r['seconds']:7.2f} s  {size / r['seconds'] / 1e6:7.1f} MB/s"
-                      + (f"  peak RSS {r['peak_mb'] - r['idle_mb']:.0f} MB above idle" if "peak_mb" in r else ""),
-                      flush=True)
+                print(
+                    f"round {rnd + 1} pull {tool:5s} {r['seconds']:7.2f} s"
+                    f"  {size / r['seconds'] / 1e6:7.1f} MB/s"
+                    + (
+                        f"  peak RSS {r['peak_mb'] - r['idle_mb']:.0f} MB above idle"
+                        if "peak_mb" in r
+                        else ""
+                    ),
+                    flush=True,
+                )
     finally:
         server.stop()
         shutil.rmtree(regdir, ignore_errors=True)
@@ -206,15 +251,19 @@ def main() -> None:
             rs = results[f"{op}/{tool}"]
             med = statistics.median(r["seconds"] for r in rs)
             rss = max((r["peak_mb"] - r["idle_mb"] for r in rs if "peak_mb" in r), default=None)
-            print(f"{op:6s} {tool:6s} {med:8.2f} {size / med / 1e6:8.1f} {base / med:7.2f}x"
-                  f" {'' if rss is None else f'{rss:.0f} MB':>20s}")
+            print(
+                f"{op:6s} {tool:6s} {med:8.2f} {size / med / 1e6:8.1f} {base / med:7.2f}x"
+                f" {'' if rss is None else f'{rss:.0f} MB':>20s}"
+            )
     ours_push = statistics.median(r["seconds"] for r in results["push/ours"])
     ours_pull = statistics.median(r["seconds"] for r in results["pull/ours"])
     cp = statistics.median(r["seconds"] for r in results["push/curl"])
     cg = statistics.median(r["seconds"] for r in results["pull/curl"])
     rss = max(r["peak_mb"] - r["idle_mb"] for k in ("push/ours", "pull/ours") for r in results[k])
-    print(f"\nratios ours/curl (throughput): push {cp / ours_push:.2f}x (target ≥0.90), "
-          f"pull {cg / ours_pull:.2f}x (target ≥0.90); our peak RSS {rss:.0f} MB above idle (target ≤100)")
+    print(
+        f"\nratios ours/curl (throughput): push {cp / ours_push:.2f}x (target ≥0.90), "
+        f"pull {cg / ours_pull:.2f}x (target ≥0.90); our peak RSS {rss:.0f} MB above idle (target ≤100)"
+    )
 
 
 if __name__ == "__main__":

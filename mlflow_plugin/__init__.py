@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import ModelKitError  # noqa: E402
-from .ops import inspect, list_tags, pack, pull, push, unpack  # noqa: E402
+from .errors import ModelKitError
+from .ops import inspect, list_tags, pack, pull, push, unpack
 
 __all__ = ["ModelKitError", "__version__", "inspect", "list_tags", "pack", "pull", "push", "unpack"]

@@ -67,11 +67,15 @@ def _verifier_for(loc: ArtifactLocation) -> Any:
 class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
     """Stores MLflow artifacts as kit-compatible layers of a draft ModelKit."""
 
-    def __init__(self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
+    def __init__(
+        self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None
+    ) -> None:
         try:
             self.location = parse_artifact_uri(artifact_uri)
         except ReferenceFormatError as e:
-            raise MlflowException(f"invalid modelkit artifact URI: {e}", error_code=INVALID_PARAMETER_VALUE) from None
+            raise MlflowException(
+                f"invalid modelkit artifact URI: {e}", error_code=INVALID_PARAMETER_VALUE
+            ) from None
         super().__init__(artifact_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
         self._kits: dict[tuple[str, str], DraftKit] = {}
         self._kits_lock = threading.Lock()
@@ -86,7 +90,9 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         if loc.is_root:
             raise MlflowException(
                 f"{self.artifact_uri}/{path or ''}: not inside a run, model or trace "
-                "(expected <experiment>/<run_id>/artifacts/...)", error_code=INVALID_PARAMETER_VALUE)
+                "(expected <experiment>/<run_id>/artifacts/...)",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
         key = (loc.store, loc.reference or "")
         with self._kits_lock:
             kit = self._kits.get(key)
@@ -95,8 +101,9 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
                     repo = _repository(loc)
                 except ModelKitError as e:
                     raise _mlflow_error(e) from None
-                kit = DraftKit(repo, loc.reference or "", read_only=loc.read_only,
-                               verify_manifest=_verifier_for(loc))
+                kit = DraftKit(
+                    repo, loc.reference or "", read_only=loc.read_only, verify_manifest=_verifier_for(loc)
+                )
                 self._kits[key] = kit
         return kit, loc.path
 
@@ -121,8 +128,9 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
             return
         self._call(kit.add, local_dir, base or None)
 
-    def log_artifact_from_stream(self, stream: IO[bytes], artifact_file_name: str,
-                                 artifact_path: str | None = None) -> None:
+    def log_artifact_from_stream(
+        self, stream: IO[bytes], artifact_file_name: str, artifact_path: str | None = None
+    ) -> None:
         """Proxy uploads: spool the request body (a tar header needs the size first), then log it."""
         name = posixpath.basename(artifact_file_name)
         with tempfile.TemporaryDirectory(prefix="modelkit-up-") as tmp:
@@ -131,8 +139,9 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
                 shutil.copyfileobj(stream, out, 1 << 20)
             self.log_artifact(dest, artifact_path)
 
-    async def log_artifact_from_async_stream(self, chunks: AsyncIterable[bytes], artifact_file_name: str,
-                                             artifact_path: str | None = None) -> None:
+    async def log_artifact_from_async_stream(
+        self, chunks: AsyncIterable[bytes], artifact_file_name: str, artifact_path: str | None = None
+    ) -> None:
         import asyncio
 
         name = posixpath.basename(artifact_file_name)
@@ -159,7 +168,7 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         prefix = (path or "").strip("/")
         out = []
         for item in listing:
-            rel = item.path[len(inner):].lstrip("/") if inner else item.path
+            rel = item.path[len(inner) :].lstrip("/") if inner else item.path
             full = f"{prefix}/{rel}" if prefix else rel
             out.append(FileInfo(full, item.is_dir, item.size))
         return out
@@ -177,8 +186,11 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         if dst_path:
             dst_path = os.path.abspath(dst_path)
             if not os.path.isdir(dst_path):
-                raise MlflowException(f"The destination path for downloaded artifacts does not exist or is not a "
-                                      f"directory: {dst_path}", error_code=RESOURCE_DOES_NOT_EXIST)
+                raise MlflowException(
+                    f"The destination path for downloaded artifacts does not exist or is not a "
+                    f"directory: {dst_path}",
+                    error_code=RESOURCE_DOES_NOT_EXIST,
+                )
         else:
             dst_path = tempfile.mkdtemp()
         prefix = (artifact_path or "").strip("/")
@@ -188,11 +200,13 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
             pre = f"{inner}/" if inner else ""
             targets = {p: f for p, f in files.items() if p.startswith(pre)}
             if not targets and inner:
-                raise MlflowException(f"artifact {artifact_path!r} not found in {self.artifact_uri}",
-                                      error_code=RESOURCE_DOES_NOT_EXIST)
+                raise MlflowException(
+                    f"artifact {artifact_path!r} not found in {self.artifact_uri}",
+                    error_code=RESOURCE_DOES_NOT_EXIST,
+                )
         jobs = []
         for p, f in targets.items():
-            rel = p[len(inner):].lstrip("/") if inner else p
+            rel = p[len(inner) :].lstrip("/") if inner else p
             out_rel = posixpath.join(prefix, rel) if rel else prefix
             local = os.path.join(dst_path, *out_rel.split("/"))
             os.makedirs(os.path.dirname(local), exist_ok=True)

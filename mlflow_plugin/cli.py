@@ -1,8 +1,8 @@
 """``mlflow-modelkit`` command line: the only module that prints.
 
-    mlflow-modelkit pack ./my-model -t oci:./kits/fraud:v1
-    mlflow-modelkit push oci:./kits/fraud:v1 localhost:5000/team/fraud:v1
-    mlflow-modelkit unpack localhost:5000/team/fraud:v1 -d ./out --filter model
+mlflow-modelkit pack ./my-model -t oci:./kits/fraud:v1
+mlflow-modelkit push oci:./kits/fraud:v1 localhost:5000/team/fraud:v1
+mlflow-modelkit unpack localhost:5000/team/fraud:v1 -d ./out --filter model
 """
 
 from __future__ import annotations
@@ -40,8 +40,16 @@ class _Bars:
         from tqdm import tqdm
 
         bar = self.stack.enter_context(
-            tqdm(total=total, desc=desc[:40], unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                 file=sys.stderr, dynamic_ncols=True)
+            tqdm(
+                total=total,
+                desc=desc[:40],
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         )
         return bar.update
 
@@ -79,16 +87,24 @@ def main(verbose: bool) -> None:
 
     References: HOST[:PORT]/REPO[:TAG|@DIGEST] for a registry, oci:DIR[:TAG] for a local layout.
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 @main.command()
 @click.argument("context", type=click.Path(file_okay=False))
 @click.option("-t", "--tag", "target", required=True, help="Target: oci:DIR:TAG or HOST/REPO:TAG.")
 @click.option("-f", "--file", "kitfile", help="Kitfile path ('-' for stdin); default CONTEXT/Kitfile.")
-@click.option("--compression", type=click.Choice(["none", "gzip", "zstd"]), default="none", show_default=True,
-              help="Layer compression; only 'none' gives kit-identical digests.")
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "gzip", "zstd"]),
+    default="none",
+    show_default=True,
+    help="Layer compression; only 'none' gives kit-identical digests.",
+)
 def pack(context: str, target: str, kitfile: str | None, compression: str) -> None:
     """Pack CONTEXT (a directory with a Kitfile) into a ModelKit."""
     with ExitStack() as stack:
@@ -121,14 +137,24 @@ def pull(source: str, dest: str) -> None:
 @main.command()
 @click.argument("ref")
 @click.option("-d", "--dir", "directory", default=".", show_default=True, help="Directory to unpack into.")
-@click.option("--filter", "filters", multiple=True, help="model, datasets, code, docs, prompts, kitfile (TYPE:NAME).")
+@click.option(
+    "--filter", "filters", multiple=True, help="model, datasets, code, docs, prompts, kitfile (TYPE:NAME)."
+)
 @click.option("-o", "--overwrite", is_flag=True, help="Replace existing files.")
 @click.option("-i", "--ignore-existing", is_flag=True, help="Keep existing files, write the rest.")
-def unpack(ref: str, directory: str, filters: tuple[str, ...], overwrite: bool, ignore_existing: bool) -> None:
+def unpack(
+    ref: str, directory: str, filters: tuple[str, ...], overwrite: bool, ignore_existing: bool
+) -> None:
     """Extract kit REF into a directory (verified; nothing is written if a check fails)."""
     with ExitStack() as stack:
-        files = ops.unpack(ref, directory, filters=list(filters), overwrite=overwrite,
-                           ignore_existing=ignore_existing, progress=_Bars(stack))
+        files = ops.unpack(
+            ref,
+            directory,
+            filters=list(filters),
+            overwrite=overwrite,
+            ignore_existing=ignore_existing,
+            progress=_Bars(stack),
+        )
     click.echo(f"unpacked {len(files)} files into {directory}")
 
 
@@ -139,8 +165,18 @@ def inspect(ref: str, as_json: bool) -> None:
     """Show a kit's manifest and config (the Kitfile as JSON)."""
     info = ops.inspect(ref)
     if as_json:
-        click.echo(json.dumps({"reference": info.reference, "digest": info.digest, "mediaType": info.media_type,
-                               "manifest": info.manifest, "config": info.config}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "reference": info.reference,
+                    "digest": info.digest,
+                    "mediaType": info.media_type,
+                    "manifest": info.manifest,
+                    "config": info.config,
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"Reference: {info.reference}")
     click.echo(f"Digest:    {info.digest}")

@@ -2,7 +2,11 @@
 
 Every error carries a one-line message that names the thing that failed and how to fix it, e.g.::
 
-    >>> raise KitfileError("Kitfile line 3: unknown key 'modle' (did you mean 'model'?)")
+    >>> try:
+    ...     raise KitfileError("Kitfile line 3: unknown key 'modle' (did you mean 'model'?)")
+    ... except ModelKitError as e:
+    ...     print(f"error: {e}")
+    error: Kitfile line 3: unknown key 'modle' (did you mean 'model'?)
 
 Callers catch :class:`ModelKitError` to handle all of them; the CLI turns them into exit status 2.
 """

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import KitfileError, ModelKitError, NotFoundError
-from .kit.kitfile import KITFILE_NAMES, Kitfile
+from .kit.kitfile import KITFILE_NAMES, Kitfile, is_modelkit_reference
 from .kit.layers import LayerIgnore, LayerStream, plan_layers, walk_layer
-from .kit.manifest import build_manifest
+from .kit.manifest import build_manifest, created_timestamp
 from .kit.mediatypes import KIT_CONFIG, parse_layer_media_type
 from .kit.unpack import Staging, extract_layer
 from .oci.base import Repository
@@ -160,6 +160,7 @@ def pack(
     kpath, text = find_kitfile(context, kitfile)
     kf = Kitfile.parse(text, source=kpath)
     warnings = kf.validate()
+    created = created_timestamp()  # fail on a bad SOURCE_DATE_EPOCH before writing anything
     repo, loc = open_location(target, create=True, default_tag="latest", **registry_options)
     if loc.reference and loc.reference.startswith("sha256:"):
         raise ModelKitError(f"cannot pack to a digest ({target}); give a tag, e.g. {target.split('@')[0]}:v1")
@@ -173,24 +174,19 @@ def pack(
             total = _layer_size(context, spec.path, ignore)
             cb = progress(f"{spec.kind} {spec.clean_path}", total)
             media_type = spec.media_type(compression)
-
-            def make_stream(cb: Callable[[int], None] | None = cb) -> tuple[_Tee, Iterable[bytes]]:
-                tee = _Tee(LayerStream(walk_layer(context, spec.path, ignore), progress=cb))
-                return tee, _compress(tee, compression)
-
-            if is_layout:
-                tee, body = make_stream()
+            if is_layout:  # one pass: generate, hash and write the blob
+                tee, body = _layer_body(context, spec.path, ignore, compression, cb)
                 digest, size = repo.push_blob_chunks(body)
-            else:
-                tee, body = make_stream(None)
+            else:  # hash first so the registry can skip a layer it already has, then stream it
+                tee, body = _layer_body(context, spec.path, ignore, compression, None)
                 h, size = hashlib.sha256(), 0
                 for c in body:
                     h.update(c)
                     size += len(c)
                 digest = "sha256:" + h.hexdigest()
                 if not repo.blob_exists(digest):
-                    tee2, body2 = make_stream()
-                    repo.push_blob(_IterReader(body2), digest, size)  # type: ignore[arg-type]
+                    _, body = _layer_body(context, spec.path, ignore, compression, cb)
+                    repo.push_blob(_IterReader(body), digest, size)  # type: ignore[arg-type]
                 else:
                     cb(total)
             diff_id = "sha256:" + tee.h.hexdigest()
@@ -198,19 +194,28 @@ def pack(
             layers.append(Descriptor(media_type, digest, size, annotations=dict(spec.annotations)))
         config = kf.to_json()
         cdesc = repo.push_bytes(config, KIT_CONFIG)
-        manifest = build_manifest(cdesc, layers)
+        manifest = build_manifest(cdesc, layers, created=created)
         digest = repo.put_manifest(manifest, OCI_MANIFEST, tag=tag)
     finally:
         repo.close()
     return PackResult(digest, manifest, config, layers, str(loc), warnings)
 
 
+def _layer_body(
+    context: str, path: str, ignore: LayerIgnore, compression: str, cb: Callable[[int], None] | None
+) -> tuple[_Tee, Iterable[bytes]]:
+    """The (compressed) tar bytes of one layer, generated lazily; ``tee.h`` gives its diffId."""
+    tee = _Tee(LayerStream(walk_layer(context, path, ignore), progress=cb))
+    return tee, _compress(tee, compression)
+
+
 def _layer_size(context: str, path: str, ignore: LayerIgnore) -> int:
     return sum(e.st.st_size for e in walk_layer(context, path, ignore) if not e.is_dir)
 
 
-def _copy_blob(src: Repository, dst: Repository, d: Descriptor, cb: Callable[[int], None],
-               mount_from: str | None) -> bool:
+def _copy_blob(
+    src: Repository, dst: Repository, d: Descriptor, cb: Callable[[int], None], mount_from: str | None
+) -> bool:
     if dst.blob_exists(d.digest):
         cb(d.size)
         return False
@@ -238,8 +243,9 @@ def copy(
     """
     progress = progress or _no_progress
     src, sloc = open_location(source, default_tag="latest", **registry_options)
-    dst, dloc = open_location(dest, create=True, default_tag=sloc.reference if not _is_digest(sloc) else None,
-                              **registry_options)
+    dst, dloc = open_location(
+        dest, create=True, default_tag=sloc.reference if not _is_digest(sloc) else None, **registry_options
+    )
     try:
         ref = sloc.reference or "latest"
         data, mt, digest = src.get_manifest(ref)
@@ -267,8 +273,15 @@ def _mount_source(sloc: Location, dloc: Location) -> str | None:
     return None
 
 
-def _copy_tree(src: Repository, dst: Repository, data: bytes, mt: str, progress: ProgressFactory,
-               mount_from: str | None, depth: int = 0) -> None:
+def _copy_tree(
+    src: Repository,
+    dst: Repository,
+    data: bytes,
+    mt: str,
+    progress: ProgressFactory,
+    mount_from: str | None,
+    depth: int = 0,
+) -> None:
     if depth > 4:
         raise ModelKitError("index nesting deeper than 4 levels; refusing to copy")
     m = json.loads(data)
@@ -329,16 +342,25 @@ def list_tags(repository: str, **registry_options: Any) -> list[dict[str, Any]]:
                 continue
             m = json.loads(data)
             size = len(data) + sum(d.size for d in repo.iter_blobs_of(m)) if mt != OCI_INDEX else len(data)
-            kind = "modelkit" if (m.get("config") or {}).get("mediaType") == KIT_CONFIG else (
-                m.get("artifactType") or m.get("mediaType") or mt)
+            kind = (
+                "modelkit"
+                if (m.get("config") or {}).get("mediaType") == KIT_CONFIG
+                else (m.get("artifactType") or m.get("mediaType") or mt)
+            )
             out.append({"tag": tag, "digest": digest, "size": size, "type": kind})
     finally:
         repo.close()
     return out
 
 
-_FILTER_KINDS = {"model": ("model", "modelpart"), "datasets": ("dataset",), "code": ("code",),
-                 "docs": ("docs",), "prompts": ("prompt",), "kitfile": ()}
+_FILTER_KINDS = {
+    "model": ("model", "modelpart"),
+    "datasets": ("dataset",),
+    "code": ("code",),
+    "docs": ("docs",),
+    "prompts": ("prompt",),
+    "kitfile": (),
+}
 
 
 def unpack(
@@ -360,11 +382,13 @@ def unpack(
     wanted = _parse_filters(filters)
     repo, loc = open_location(ref, default_tag="latest", **registry_options)
     try:
-        data, mt, _digest = repo.get_manifest(loc.reference or "latest")
+        data, _mt, _digest = repo.get_manifest(loc.reference or "latest")
         m = json.loads(data)
         cdesc = m.get("config") or {}
         if cdesc.get("mediaType") != KIT_CONFIG:
-            raise ModelKitError(f"{ref} exists but is not a ModelKit (config type {cdesc.get('mediaType')!r})")
+            raise ModelKitError(
+                f"{ref} exists but is not a ModelKit (config type {cdesc.get('mediaType')!r})"
+            )
         config = repo.read_blob(cdesc["digest"], cdesc.get("size"))
         kf = Kitfile.from_json(config)
         by_digest = {d["digest"]: Descriptor.from_json(d) for d in m.get("layers") or []}
@@ -374,10 +398,9 @@ def unpack(
         cb = progress("unpack", total)
         written: list[str] = []
         with Staging(directory, overwrite=overwrite, ignore_existing=ignore_existing) as st:
-            for kind, entry, d in selected:
-                only = None
+            for _kind, _entry, d in selected:
                 with repo.open_blob(d.digest, d.size) as blob:
-                    written += extract_layer(_Counting(blob, cb), d.media_type, st, only=only)
+                    written += extract_layer(_Counting(blob, cb), d.media_type, st)
             if wanted is None or "kitfile" in wanted:
                 _stage_kitfile(st, kf)
                 written.append("Kitfile")
@@ -414,8 +437,10 @@ def _parse_filters(filters: list[str] | None) -> dict[str, list[str]] | None:
                 continue
             kind, _, name = part.partition(":")
             if kind not in _FILTER_KINDS:
-                raise ModelKitError(f"invalid filter {part!r}: use model, datasets, code, docs, prompts or kitfile "
-                                    "(optionally TYPE:NAME)")
+                raise ModelKitError(
+                    f"invalid filter {part!r}: use model, datasets, code, docs, prompts or kitfile "
+                    "(optionally TYPE:NAME)"
+                )
             out.setdefault(kind, [])
             if name:
                 out[kind].append(name)
@@ -429,18 +454,23 @@ def _selected(wanted: dict[str, list[str]] | None, kind: str, entry: Any) -> boo
         if kind in _FILTER_KINDS[fk]:
             if not names:
                 return True
-            ids = {getattr(entry, "name", ""), getattr(entry, "path", ""),
-                   os.path.normpath(getattr(entry, "path", "") or ".")}
+            ids = {
+                getattr(entry, "name", ""),
+                getattr(entry, "path", ""),
+                os.path.normpath(getattr(entry, "path", "") or "."),
+            }
             if ids & set(names):
                 return True
     return False
 
 
-def _unpack_plan(kf: Kitfile, by_digest: dict[str, Descriptor], m: dict[str, Any]) -> list[tuple[str, Any, Descriptor]]:
+def _unpack_plan(
+    kf: Kitfile, by_digest: dict[str, Descriptor], m: dict[str, Any]
+) -> list[tuple[str, Any, Descriptor]]:
     """Layers in kit's unpack order, matched by digest (config entries must name manifest layers)."""
     entries: list[tuple[str, Any]] = []
     if kf.model is not None:
-        if kf.model.layer:
+        if kf.model.layer or (kf.model.path and not is_modelkit_reference(kf.model.path)):
             entries.append(("model", kf.model))
         entries += [("modelpart", p) for p in kf.model.parts]
     entries += [("dataset", d) for d in kf.datasets if not d.remote_path]
@@ -450,7 +480,9 @@ def _unpack_plan(kf: Kitfile, by_digest: dict[str, Descriptor], m: dict[str, Any
     has = [e.layer is not None and bool(e.layer.digest) for _, e in entries]
     if entries and not all(has):
         if any(has):
-            raise ModelKitError("invalid digests in layerinfo in Kitfile: some entries have digests, some do not")
+            raise ModelKitError(
+                "invalid digests in layerinfo in Kitfile: some entries have digests, some do not"
+            )
         return _legacy_plan(entries, m)
     plan = []
     for kind, e in entries:
@@ -495,7 +527,9 @@ def _stage_kitfile(st: Staging, kf: Kitfile) -> None:
             if f.read() == data:
                 return
         raise ModelKitError(f"{dest} already exists with different content; use --overwrite")
-    st.add_file("Kitfile", io.BytesIO(data), len(data), 0o644) if not os.path.exists(dest) or st.overwrite else None
+    st.add_file("Kitfile", io.BytesIO(data), len(data), 0o644) if not os.path.exists(
+        dest
+    ) or st.overwrite else None
 
 
 def _strip_digests(o: Any) -> None:

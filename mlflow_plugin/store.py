@@ -50,10 +50,46 @@ log = logging.getLogger(__name__)
 ANN_FILES = "dev.mlflow-modelkit.files"
 ANN_DRAFT = "dev.mlflow-modelkit.draft"
 KIND_ORDER = {"model": 0, "modelpart": 1, "code": 2, "dataset": 3, "docs": 4}
-CODE_EXT = {".py", ".ipynb", ".r", ".sh", ".sql", ".js", ".ts", ".scala", ".java", ".jl", ".go", ".rs", ".c",
-            ".cpp", ".h", ".toml", ".cfg", ".ini"}
-DATA_EXT = {".csv", ".tsv", ".parquet", ".pq", ".feather", ".arrow", ".jsonl", ".ndjson", ".avro", ".orc", ".h5",
-            ".hdf5", ".npy", ".npz", ".tfrecord", ".xlsx", ".xls", ".delta"}
+CODE_EXT = {
+    ".py",
+    ".ipynb",
+    ".r",
+    ".sh",
+    ".sql",
+    ".js",
+    ".ts",
+    ".scala",
+    ".java",
+    ".jl",
+    ".go",
+    ".rs",
+    ".c",
+    ".cpp",
+    ".h",
+    ".toml",
+    ".cfg",
+    ".ini",
+}
+DATA_EXT = {
+    ".csv",
+    ".tsv",
+    ".parquet",
+    ".pq",
+    ".feather",
+    ".arrow",
+    ".jsonl",
+    ".ndjson",
+    ".avro",
+    ".orc",
+    ".h5",
+    ".hdf5",
+    ".npy",
+    ".npz",
+    ".tfrecord",
+    ".xlsx",
+    ".xls",
+    ".delta",
+}
 _WRITE_RETRIES = 12
 
 
@@ -178,8 +214,13 @@ class DraftKit:
     Instances cache the last manifest they read; writes refresh it.
     """
 
-    def __init__(self, repo: Repository, reference: str, read_only: bool = False,
-                 verify_manifest: Callable[[bytes, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        reference: str,
+        read_only: bool = False,
+        verify_manifest: Callable[[bytes, str], None] | None = None,
+    ) -> None:
         self.repo = repo
         self.reference = reference
         self.read_only = read_only
@@ -228,7 +269,7 @@ class DraftKit:
         for p, f in files.items():
             if not p.startswith(prefix):
                 continue
-            rest = p[len(prefix):]
+            rest = p[len(prefix) :]
             head, sep, _ = rest.partition("/")
             full = prefix + head
             if sep:
@@ -249,8 +290,13 @@ class DraftKit:
         if self.read_only:
             raise ModelKitError(f"{self.repo.display}:{self.reference} is a published kit; it is read-only")
 
-    def add(self, local_path: str, artifact_path: str | None = None, progress: Callable[[int], None] | None = None,
-            dataset_paths: frozenset[str] = frozenset()) -> None:
+    def add(
+        self,
+        local_path: str,
+        artifact_path: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        dataset_paths: frozenset[str] = frozenset(),
+    ) -> None:
         """Log a file or directory at ``artifact_path`` (MLflow semantics) as new layer(s)."""
         self._check_writable()
         if not os.path.exists(local_path):
@@ -259,8 +305,11 @@ class DraftKit:
         is_dir = os.path.isdir(local_path)
         groups: list[tuple[str, list[Entry]]] = []
         if not is_dir:
-            dest = posixpath.join(artifact_path, os.path.basename(local_path)) if artifact_path else \
-                os.path.basename(local_path)
+            dest = (
+                posixpath.join(artifact_path, os.path.basename(local_path))
+                if artifact_path
+                else os.path.basename(local_path)
+            )
             groups.append((dest, local_entries(local_path, dest)))
         elif artifact_path or os.path.exists(os.path.join(local_path, "MLmodel")):
             groups.append((artifact_path or ".", local_entries(local_path, artifact_path)))
@@ -276,11 +325,15 @@ class DraftKit:
         if new_layers:
             self._commit(new_layers, removed=None)
 
-    def _build_layer(self, dest: str, entries: list[Entry], progress: Callable[[int], None] | None,
-                     dataset_paths: frozenset[str]) -> dict[str, Any] | None:
-        if not any(not e.is_dir for e in entries) and dest != ".":
-            if not entries:
-                return None
+    def _build_layer(
+        self,
+        dest: str,
+        entries: list[Entry],
+        progress: Callable[[int], None] | None,
+        dataset_paths: frozenset[str],
+    ) -> dict[str, Any] | None:
+        if not entries:
+            return None
         kind = classify(entries, dataset_paths)
         same = self._probably_unchanged(dest, entries)
         stream = LayerStream(entries, hash_files=True)
@@ -302,8 +355,14 @@ class DraftKit:
             stream = LayerStream(entries, hash_files=True, progress=progress)
             digest, size = self.repo.push_blob_chunks(stream)
         files = [[f.path, f.size, f.sha256, f.offset] for f in stream.files]
-        return {"kind": kind, "path": posixpath.normpath(dest or "."), "digest": digest, "size": size,
-                "media_type": layer_media_type(_base_kind(kind)), "files": files}
+        return {
+            "kind": kind,
+            "path": posixpath.normpath(dest or "."),
+            "digest": digest,
+            "size": size,
+            "media_type": layer_media_type(_base_kind(kind)),
+            "files": files,
+        }
 
     def _probably_unchanged(self, dest: str, entries: list[Entry]) -> bool | None:
         """True if the draft already has a layer at ``dest`` with the same file names and sizes."""
@@ -321,7 +380,7 @@ class DraftKit:
         """Remove ``path`` (file or directory) or, with no path, the whole draft."""
         self._check_writable()
         if not path:
-            m, digest = self.manifest(refresh=True)
+            m, _ = self.manifest(refresh=True)
             if m is None:
                 return
             with contextlib.suppress(NotFoundError):
@@ -340,8 +399,10 @@ class DraftKit:
             if self._converged(new_layers, removed):
                 return
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-        raise ModelKitError(f"could not update {self.repo.display}:{self.reference} after {_WRITE_RETRIES} "
-                            "attempts (too many concurrent writers); retry")
+        raise ModelKitError(
+            f"could not update {self.repo.display}:{self.reference} after {_WRITE_RETRIES} "
+            "attempts (too many concurrent writers); retry"
+        )
 
     def _converged(self, new_layers: list[dict[str, Any]], removed: str | None) -> bool:
         """Re-read (twice, the second after a pause) and check our change survived."""
@@ -369,8 +430,13 @@ class DraftKit:
         new_layer_paths = {nl["path"] for nl in new_layers}
         survivors: list[dict[str, Any]] = []
         for rec in current:
-            keep = [f for f in rec["files"] if f[0] not in new_paths and not _shadowed_by_file(f[0], new_paths)
-                    and not (removed is not None and self._under(f[0], removed))]
+            keep = [
+                f
+                for f in rec["files"]
+                if f[0] not in new_paths
+                and not _shadowed_by_file(f[0], new_paths)
+                and not (removed is not None and self._under(f[0], removed))
+            ]
             if len(keep) == len(rec["files"]) and rec["path"] not in new_layer_paths:
                 survivors.append(rec)
             elif not keep:
@@ -415,13 +481,20 @@ class DraftKit:
             entries = local_entries(os.path.join(root, path), path)
         stream = LayerStream(entries, hash_files=True)
         digest, size = self.repo.push_blob_chunks(stream)
-        return {"kind": kind, "path": path, "digest": digest, "size": size,
-                "media_type": layer_media_type(_base_kind(kind)),
-                "files": [[f.path, f.size, f.sha256, f.offset] for f in stream.files]}
+        return {
+            "kind": kind,
+            "path": path,
+            "digest": digest,
+            "size": size,
+            "media_type": layer_media_type(_base_kind(kind)),
+            "files": [[f.path, f.size, f.sha256, f.offset] for f in stream.files],
+        }
 
     def _put(self, layers: list[dict[str, Any]]) -> None:
-        kf = Kitfile(manifest_version="1.0.0",
-                     package=Package(name=self.reference, description=f"MLflow draft {self.reference}"))
+        kf = Kitfile(
+            manifest_version="1.0.0",
+            package=Package(name=self.reference, description=f"MLflow draft {self.reference}"),
+        )
         descs: list[Descriptor] = []
         first_model = True
         for rec in layers:
@@ -431,7 +504,9 @@ class DraftKit:
                 first_model = False
             info = LayerInfo(rec["digest"], rec["digest"])
             if kind == "model":
-                kf.model = Model(name=posixpath.basename(rec["path"]) or self.reference, path=rec["path"], layer=info)
+                kf.model = Model(
+                    name=posixpath.basename(rec["path"]) or self.reference, path=rec["path"], layer=info
+                )
             elif kind == "modelpart":
                 if kf.model is None:
                     kf.model = Model(name=self.reference)
@@ -439,19 +514,31 @@ class DraftKit:
             elif kind == "code":
                 kf.code.append(Code(path=rec["path"], layer=info))
             elif kind == "dataset":
-                kf.datasets.append(DataSet(name=posixpath.basename(rec["path"]), path=rec["path"], layer=info))
+                kf.datasets.append(
+                    DataSet(name=posixpath.basename(rec["path"]), path=rec["path"], layer=info)
+                )
             else:
                 kf.docs.append(Docs(path=rec["path"], layer=info))
             files_json = json.dumps(rec["files"], separators=(",", ":"), ensure_ascii=False)
-            descs.append(Descriptor(layer_media_type(kind), rec["digest"], rec["size"],
-                                    annotations={ANN_FILEPATH: rec["path"], ANN_FILES: files_json}))
+            descs.append(
+                Descriptor(
+                    layer_media_type(kind),
+                    rec["digest"],
+                    rec["size"],
+                    annotations={ANN_FILEPATH: rec["path"], ANN_FILES: files_json},
+                )
+            )
         # kit order: model, parts, code, datasets, docs
         order = {"model": 0, "modelpart": 1, "code": 2, "dataset": 3, "docs": 4}
         descs.sort(key=lambda d: order[parse_layer_media_type(d.media_type)[0]])  # type: ignore[index]
         config = kf.to_json()
         cdesc = self.repo.push_bytes(config, KIT_CONFIG)
-        manifest = build_manifest(cdesc, descs, cli_version=f"mlflow-modelkit-{__version__}",
-                                  extra_annotations={ANN_DRAFT: self.reference})
+        manifest = build_manifest(
+            cdesc,
+            descs,
+            cli_version=f"mlflow-modelkit-{__version__}",
+            extra_annotations={ANN_DRAFT: self.reference},
+        )
         self.repo.put_manifest(manifest, OCI_MANIFEST, tag=self.reference)
         with self._lock:
             self._cache = None
@@ -476,8 +563,8 @@ def download_file(repo: Repository, f: IndexedFile, dest: str) -> None:
                 left -= n
         if h.hexdigest() != f.sha256:
             raise DigestMismatchError(
-                f"artifact {f.path!r} hashes to sha256:{h.hexdigest()}, the kit's index says sha256:{f.sha256}; "
-                f"layer {f.layer.digest} is corrupt or was tampered with"
+                f"artifact {f.path!r} hashes to sha256:{h.hexdigest()}, the kit's index says "
+                f"sha256:{f.sha256}; layer {f.layer.digest} is corrupt or was tampered with"
             )
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
@@ -503,8 +590,14 @@ def _shadowed_by_file(path: str, new_paths: set[str]) -> bool:
 def _layer_record(d: dict[str, Any]) -> dict[str, Any]:
     parsed = parse_layer_media_type(d.get("mediaType", ""))
     kind = parsed[0] if parsed else "docs"
-    return {"kind": kind, "path": (d.get("annotations") or {}).get(ANN_FILEPATH, "."), "digest": d["digest"],
-            "size": d["size"], "media_type": d.get("mediaType", ""), "files": _files_of(d)}
+    return {
+        "kind": kind,
+        "path": (d.get("annotations") or {}).get(ANN_FILEPATH, "."),
+        "digest": d["digest"],
+        "size": d["size"],
+        "media_type": d.get("mediaType", ""),
+        "files": _files_of(d),
+    }
 
 
 def iter_all(kit: DraftKit) -> Iterator[IndexedFile]:

@@ -31,7 +31,9 @@ SCHEME = "modelkit"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
 _TRACE_ID = re.compile(r"^tr-[0-9a-f]{32}$")
-_PUBLISHED = re.compile(r"^(?P<repo>[^:@]+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$")
+_PUBLISHED = re.compile(
+    r"^(?P<repo>[^:@]+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$"
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ class ArtifactLocation:
         return self.tag is None and self.digest is None
 
     def __str__(self) -> str:
-        base = f"{SCHEME}://{self.registry}/{self.repository}" if self.registry else f"{SCHEME}://{self.layout}"
+        base = (
+            f"{SCHEME}://{self.registry}/{self.repository}" if self.registry else f"{SCHEME}://{self.layout}"
+        )
         if self.read_only:
             base += f"@{self.digest}" if self.digest else f":{self.tag}"
         return base + (f"/{self.path}" if self.path else "")
@@ -92,7 +96,9 @@ def _clean_rel(path: str) -> str:
         return ""
     parts = p.split("/")
     if any(s in ("..", ".") for s in parts) or "" in parts:
-        raise ReferenceFormatError(f"invalid artifact path {path!r}: use a normalised relative path without '..'")
+        raise ReferenceFormatError(
+            f"invalid artifact path {path!r}: use a normalised relative path without '..'"
+        )
     return p
 
 
@@ -106,9 +112,9 @@ def _split_key(base: ArtifactLocation, segs: list[str], what: str) -> ArtifactLo
         prefix_end = i - 1
         if _RUN_ID.match(key):
             tag = f"run-{key}"
-        elif _MODEL_ID.match(key) and i >= 2 and segs[i - 2] == "models":
-            tag, prefix_end = key, i - 2
-        elif _TRACE_ID.match(key) and i >= 2 and segs[i - 2] == "traces":
+        elif (_MODEL_ID.match(key) and i >= 2 and segs[i - 2] == "models") or (
+            _TRACE_ID.match(key) and i >= 2 and segs[i - 2] == "traces"
+        ):
             tag, prefix_end = key, i - 2
         if tag is None:
             continue
@@ -141,8 +147,10 @@ def parse_artifact_uri(uri: str) -> ArtifactLocation:
         return _parse_layout(uri, body)
     host, _, rest = body.partition("/")
     if not host or not rest:
-        raise ReferenceFormatError(f"invalid URI {uri!r}: expected {SCHEME}://HOST[:PORT]/REPOSITORY/... "
-                                   f"or {SCHEME}:///ABSOLUTE/PATH/...")
+        raise ReferenceFormatError(
+            f"invalid URI {uri!r}: expected {SCHEME}://HOST[:PORT]/REPOSITORY/... "
+            f"or {SCHEME}:///ABSOLUTE/PATH/..."
+        )
     segs = [s for s in rest.split("/") if s]
     base = ArtifactLocation(registry=host, layout=None, repository="")
     published = _published(base, segs, uri)
@@ -172,7 +180,9 @@ def _published(base: ArtifactLocation, segs: list[str], uri: str) -> ArtifactLoc
                 check_repository(repo)
                 loc = replace(base, repository=repo)
             if m.group("digest"):
-                return replace(loc, digest=check_digest(m.group("digest")), path=_clean_rel(path), read_only=True)
+                return replace(
+                    loc, digest=check_digest(m.group("digest")), path=_clean_rel(path), read_only=True
+                )
             return replace(loc, tag=check_tag(m.group("tag")), path=_clean_rel(path), read_only=True)
     return None
 
@@ -180,7 +190,9 @@ def _published(base: ArtifactLocation, segs: list[str], uri: str) -> ArtifactLoc
 def _parse_layout(uri: str, body: str) -> ArtifactLocation:
     segs = [s for s in body.split("/") if s]
     if not segs:
-        raise ReferenceFormatError(f"invalid URI {uri!r}: give an absolute directory, e.g. {SCHEME}:///srv/kits/team")
+        raise ReferenceFormatError(
+            f"invalid URI {uri!r}: give an absolute directory, e.g. {SCHEME}:///srv/kits/team"
+        )
     base = ArtifactLocation(registry=None, layout="/", repository="")
     published = _published(base, segs, uri)
     if published is not None:

@@ -21,6 +21,11 @@ MODULES = [
     "mlflow_plugin.oci.reference",
     "mlflow_plugin.oci.descriptor",
     "mlflow_plugin.oci.layout",
+    "mlflow_plugin.oci.base",
+    "mlflow_plugin.errors",
+    "mlflow_plugin.uri",
+    "mlflow_plugin._internal.envinfo",
+    "mlflow_plugin._internal.pipeline",
 ]
 # modules whose examples are all marked +SKIP (they need files, a registry or a layout)
 ONLY_SKIPPED = {"mlflow_plugin.kit.unpack", "mlflow_plugin.oci.layout"}

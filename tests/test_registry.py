@@ -847,7 +847,9 @@ def test_plain_http_to_a_tls_registry_says_so(auth_registry: RegistryServer) -> 
     one_line(e.value)
 
 
-def test_loopback_tls_registry_is_detected(auth_registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loopback_tls_registry_is_detected(
+    auth_registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     repo = new_repo(auth_registry, credentials=basic_creds(auth_registry))  # loopback, scheme probed
     assert repo.base_url.startswith("https://")

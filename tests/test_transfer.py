@@ -84,7 +84,9 @@ def test_layout_registry_round_trip(tmp_path: Path, registry: RegistryServer, pi
     assert tags["v1"]["size"] == len(local.manifest) + len(local.config) + sum(d.size for d in local.layers)
 
 
-def test_pack_straight_to_registry_matches_layout(tmp_path: Path, registry: RegistryServer, pinned: None) -> None:
+def test_pack_straight_to_registry_matches_layout(
+    tmp_path: Path, registry: RegistryServer, pinned: None
+) -> None:
     ctx = make_context(tmp_path)
     a = ops.pack(str(ctx), f"oci:{tmp_path}/kits/fraud:v1")
     b = ops.pack(str(ctx), f"{registry.host}/direct/fraud:v1")
@@ -92,8 +94,9 @@ def test_pack_straight_to_registry_matches_layout(tmp_path: Path, registry: Regi
     assert not (tmp_path / "ctx" / "blobs").exists()  # nothing staged in the context
 
 
-def test_second_push_sends_no_blob(tmp_path: Path, registry: RegistryServer, pinned: None,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_push_sends_no_blob(
+    tmp_path: Path, registry: RegistryServer, pinned: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx = make_context(tmp_path)
     ops.pack(str(ctx), f"oci:{tmp_path}/kits/fraud:v1")
     log = RequestLog(monkeypatch)
@@ -110,8 +113,9 @@ def test_second_push_sends_no_blob(tmp_path: Path, registry: RegistryServer, pin
     assert log.uploads() == []
 
 
-def test_cross_repository_mount(tmp_path: Path, registry: RegistryServer, pinned: None,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cross_repository_mount(
+    tmp_path: Path, registry: RegistryServer, pinned: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx = make_context(tmp_path)
     ops.pack(str(ctx), f"{registry.host}/mount/src:v1")
     log = RequestLog(monkeypatch)
@@ -125,10 +129,20 @@ def test_skopeo_copy_preserves_digest(tmp_path: Path, registry: RegistryServer, 
         pytest.skip("skopeo not installed")
     ctx = make_context(tmp_path)
     r = ops.pack(str(ctx), f"{registry.host}/skopeo/fraud:v1")
-    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{registry.host}/skopeo/fraud:v1",
-                    f"oci:{tmp_path}/sk:v1"], check=True, capture_output=True)
-    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{tmp_path}/sk:v1"], check=True,
-                         capture_output=True).stdout
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{registry.host}/skopeo/fraud:v1",
+            f"oci:{tmp_path}/sk:v1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci:{tmp_path}/sk:v1"], check=True, capture_output=True
+    ).stdout
     assert "sha256:" + hashlib.sha256(raw).hexdigest() == r.digest
     # and our tools read skopeo's layout
     out = tmp_path / "out"
@@ -136,8 +150,9 @@ def test_skopeo_copy_preserves_digest(tmp_path: Path, registry: RegistryServer, 
     assert (out / "model" / "weights.bin").read_bytes() == (ctx / "model" / "weights.bin").read_bytes()
 
 
-def test_corrupted_blob_in_registry_fails_and_writes_nothing(tmp_path: Path, registry: RegistryServer,
-                                                            pinned: None) -> None:
+def test_corrupted_blob_in_registry_fails_and_writes_nothing(
+    tmp_path: Path, registry: RegistryServer, pinned: None
+) -> None:
     ctx = make_context(tmp_path)
     r = ops.pack(str(ctx), f"{registry.host}/corrupt/fraud:v1")
     model = r.layers[0]
@@ -167,11 +182,12 @@ def test_registry_killed_mid_upload(tmp_path: Path, pinned: None) -> None:
         (ctx / "src" / "train.py").write_text("print('train')\n")
         uploaded = {"n": 0}
 
-        def progress(desc: str, total: int | None):  # noqa: ANN202
+        def progress(desc: str, total: int | None):
             def cb(n: int) -> None:
                 uploaded["n"] += n
                 if uploaded["n"] > (16 << 20) and server.running:
                     threading.Thread(target=server.stop).start()
+
             return cb
 
         server_was = server.host
@@ -191,8 +207,9 @@ def test_registry_killed_mid_upload(tmp_path: Path, pinned: None) -> None:
         server.stop()
 
 
-def test_cli_round_trip_with_basic_auth(tmp_path: Path, auth_registry: RegistryServer, pinned: None,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_round_trip_with_basic_auth(
+    tmp_path: Path, auth_registry: RegistryServer, pinned: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx = make_context(tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", auth_registry.ca)
     monkeypatch.setenv("MLFLOW_MODELKIT_REGISTRY_USERNAME", auth_registry.username)
@@ -220,10 +237,10 @@ def test_cli_round_trip_with_basic_auth(tmp_path: Path, auth_registry: RegistryS
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     cases = [
-        ["inspect", "Team/Fraud:v1"],                        # uppercase repository
-        ["inspect", "localhost:5000/x:bad tag"],             # bad tag
-        ["inspect", f"oci:{tmp_path}/missing:v1"],           # no layout there
-        ["inspect", "127.0.0.1:9/nobody/home:v1"],           # nothing listening
+        ["inspect", "Team/Fraud:v1"],  # uppercase repository
+        ["inspect", "localhost:5000/x:bad tag"],  # bad tag
+        ["inspect", f"oci:{tmp_path}/missing:v1"],  # no layout there
+        ["inspect", "127.0.0.1:9/nobody/home:v1"],  # nothing listening
         ["pack", str(tmp_path), "-t", f"oci:{tmp_path}/k:v1"],  # no Kitfile
     ]
     for args in cases:

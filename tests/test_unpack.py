@@ -436,11 +436,6 @@ def test_prompts_unpack_and_filter(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert listdir_all(tmp_path / "t2") == ["src", "src/a.py"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops._unpack_plan adds the model entry only when it has layer info, so a kit < 0.5 config "
-    "(no digests) loses its model layer; fix in ops.py, then drop this mark",
-)
 def test_legacy_config_without_digests_maps_layers_by_order(tmp_path: Path) -> None:
     import json
 

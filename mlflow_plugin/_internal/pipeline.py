@@ -38,11 +38,14 @@ def fan_out(chunks: Iterator[bytes], consumers: list[Callable[[bytes], object]],
                 continue
             try:
                 fn(item)  # type: ignore[arg-type]
-            except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            except BaseException as e:
                 errors.append(e)
                 stop.set()
 
-    threads = [threading.Thread(target=run, args=(q, fn), daemon=True) for q, fn in zip(queues, consumers)]
+    threads = [
+        threading.Thread(target=run, args=(q, fn), daemon=True)
+        for q, fn in zip(queues, consumers, strict=True)
+    ]
     for t in threads:
         t.start()
     n = 0

@@ -214,8 +214,9 @@ class Kitfile(_Entry):
         try:
             return dumps(self._json())
         except (TypeError, ValueError) as e:
-            raise KitfileError(f"Kitfile cannot be encoded as JSON ({e}); "
-                               "use string keys and finite numbers in parameters") from None
+            raise KitfileError(
+                f"Kitfile cannot be encoded as JSON ({e}); use string keys and finite numbers in parameters"
+            ) from None
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Kitfile:
@@ -258,7 +259,8 @@ class Kitfile(_Entry):
         warnings: list[str] = []
         if self.manifest_version not in ("1.0.0", "1.0", "1"):
             warnings.append(
-                f"unrecognized manifestVersion {self.manifest_version!r}: treating Kitfile as 1.0.0")
+                f"unrecognized manifestVersion {self.manifest_version!r}: treating Kitfile as 1.0.0"
+            )
         seen: dict[str, str] = {}
 
         def check(kind: str, path: str, allow_ref: bool = False) -> None:
@@ -291,9 +293,11 @@ class Kitfile(_Entry):
             for i, p in enumerate(self.model.parts):
                 check(f"model part {i}", p.path)
                 if p.type and (len(p.type) > 64 or not _PART_TYPE_RE.fullmatch(p.type)):
-                    errors.append(f"model part {i} type {p.type!r} is invalid: use letters, digits, "
-                                  "'.', '-', "
-                                  "'_' (max 64 characters)")
+                    errors.append(
+                        f"model part {i} type {p.type!r} is invalid: use letters, digits, "
+                        "'.', '-', "
+                        "'_' (max 64 characters)"
+                    )
         for i, c in enumerate(self.code):
             check(f"code {i}", c.path)
         remote_paths: list[str] = []
@@ -306,8 +310,10 @@ class Kitfile(_Entry):
                     if not d.remote_hash:
                         errors.append(f"dataset {i}: an s3 remotePath needs remoteHash")
                 elif rtype != "ref":
-                    errors.append(f"dataset {i}: remotePath {d.remote_path!r} must be an s3:// path or a "
-                                  "ModelKit reference")
+                    errors.append(
+                        f"dataset {i}: remotePath {d.remote_path!r} must be an s3:// path or a "
+                        "ModelKit reference"
+                    )
                 if d.path:
                     remote_paths.append(posixpath.normpath(d.path))
                 continue
@@ -336,6 +342,7 @@ class Kitfile(_Entry):
 
 
 # ---- helpers -----------------------------------------------------------------------------------
+
 
 def path_type(path: str) -> str:
     """Classify a Kitfile path like kit's ``GetPathType``: http, s3, ref or local."""
@@ -371,8 +378,10 @@ def _kind(node: Node) -> str:
 
 
 def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and str(node.tag) in (yamlv3._PLAIN, yamlv3._TAG + "null") and (
-        node.value in ("", "~", "null", "Null", "NULL") or str(node.tag) == yamlv3._TAG + "null"
+    return (
+        isinstance(node, ScalarNode)
+        and str(node.tag) in (yamlv3._PLAIN, yamlv3._TAG + "null")
+        and (node.value in ("", "~", "null", "Null", "NULL") or str(node.tag) == yamlv3._TAG + "null")
     )
 
 

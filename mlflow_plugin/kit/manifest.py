@@ -47,7 +47,8 @@ def created_timestamp() -> str:
     if epoch is not None and epoch != "":
         if not _GO_INT_RE.match(epoch) or not -(1 << 63) <= int(epoch) < (1 << 63):
             raise ModelKitError(
-                f'invalid SOURCE_DATE_EPOCH "{epoch}": must be an integer (seconds since 1970)')
+                f'invalid SOURCE_DATE_EPOCH "{epoch}": must be an integer (seconds since 1970)'
+            )
         ts = int(epoch)
     explicit = os.environ.get("MODELKIT_CREATED")
     if explicit:
@@ -55,7 +56,8 @@ def created_timestamp() -> str:
             datetime.fromisoformat(explicit.replace("Z", "+00:00"))
         except ValueError:
             raise ModelKitError(
-                f"invalid MODELKIT_CREATED {explicit!r}: use RFC 3339, e.g. 2026-01-01T00:00:00Z") from None
+                f"invalid MODELKIT_CREATED {explicit!r}: use RFC 3339, e.g. 2026-01-01T00:00:00Z"
+            ) from None
         return explicit
     if ts is None:
         return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

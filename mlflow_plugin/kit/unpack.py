@@ -115,7 +115,8 @@ class Staging:
                 return False
             if not self.overwrite:
                 raise ExistsError(
-                    f"path '{rel}' already exists in {self.target}; use --overwrite to replace it")
+                    f"path '{rel}' already exists in {self.target}; use --overwrite to replace it"
+                )
         return True
 
     def add_file(self, rel: str, src: IO[bytes], size: int, mode: int) -> None:
@@ -161,7 +162,8 @@ class Staging:
             for rel in self.files:
                 if os.path.lexists(os.path.join(self.target, rel)):
                     raise ExistsError(
-                        f"path '{rel}' appeared in {self.target} during unpack; use --overwrite")
+                        f"path '{rel}' appeared in {self.target} during unpack; use --overwrite"
+                    )
         for rel in sorted(self.dirs):
             dest = os.path.join(self.target, rel)
             if not os.path.isdir(dest):
@@ -230,11 +232,17 @@ def _extract(stream: IO[bytes], staging: Staging, only: str | None, names: list[
                 if count > MAX_ENTRIES:
                     raise UnsafeArchiveError(f"layer has more than {MAX_ENTRIES} entries")
                 if m.type not in _ALLOWED:
-                    kind = {tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hard link",
-                            tarfile.CHRTYPE: "device", tarfile.BLKTYPE: "device",
-                            tarfile.FIFOTYPE: "FIFO"}.get(m.type, f"type {m.type!r}")
-                    raise UnsafeArchiveError(f"unrecognized type in archive: '{m.name}' is a {kind}; "
-                                             "ModelKit layers may only hold files and directories")
+                    kind = {
+                        tarfile.SYMTYPE: "symlink",
+                        tarfile.LNKTYPE: "hard link",
+                        tarfile.CHRTYPE: "device",
+                        tarfile.BLKTYPE: "device",
+                        tarfile.FIFOTYPE: "FIFO",
+                    }.get(m.type, f"type {m.type!r}")
+                    raise UnsafeArchiveError(
+                        f"unrecognized type in archive: '{m.name}' is a {kind}; "
+                        "ModelKit layers may only hold files and directories"
+                    )
                 rel = safe_member_path(m.name)
                 if only and not (rel == only or rel.startswith(only + "/") or only.startswith(rel + "/")):
                     continue

@@ -215,7 +215,7 @@ def _scalar(node: ScalarNode) -> Any:
         return resolve_plain(value)
     if tag in (_TAG + "str", "!"):
         return value
-    short = tag[len(_TAG):] if tag.startswith(_TAG) else None
+    short = tag[len(_TAG) :] if tag.startswith(_TAG) else None
     if short == "int":
         v = _go_parse_int(value.replace("_", ""))
         if v is None:

@@ -35,7 +35,7 @@ Progress = Callable[[int], None]
 def referrers_tag(digest: str) -> str:
     """The tag-schema fallback tag for ``digest``: ``sha256:abc…`` → ``sha256-abc…``.
 
-    >>> referrers_tag("sha256:" + "ab" * 32)[:12]
+    >>> referrers_tag("sha256:" + "ab" * 32)[:11]
     'sha256-abab'
     """
     alg, _, enc = digest.partition(":")

@@ -18,7 +18,7 @@ from .._internal.gojson import Ordered
 from ..errors import DigestMismatchError, ReferenceFormatError
 from .mediatypes import OCI_EMPTY  # noqa: F401  (re-exported for the doctest above)
 
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$")
+_DIGEST_RE = re.compile(r"^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\Z")
 
 
 def check_digest(digest: str) -> str:

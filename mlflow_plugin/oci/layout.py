@@ -117,7 +117,9 @@ class LayoutRepository(Repository):
         except FileNotFoundError:
             return empty_index_no_mt()
         except ValueError as e:
-            raise ModelKitError(f"{self.display}: index.json is corrupt ({e}); restore it from a backup") from None
+            raise ModelKitError(
+                f"{self.display}: index.json is corrupt ({e}); restore it from a backup"
+            ) from None
         if not isinstance(idx, dict) or not isinstance(idx.get("manifests", []), list):
             raise ModelKitError(f"{self.display}: index.json is not an OCI image index")
         idx.setdefault("manifests", [])
@@ -204,8 +206,10 @@ class LayoutRepository(Repository):
             check_tag(reference)
             desc = self._find_tag(reference)
             if desc is None:
-                raise NotFoundError(f"tag {reference!r} not found in {self.display}; run 'mlflow-modelkit list "
-                                    f"{self.display}' to see the tags")
+                raise NotFoundError(
+                    f"tag {reference!r} not found in {self.display}; run 'mlflow-modelkit list "
+                    f"{self.display}' to see the tags"
+                )
             digest, mt = desc["digest"], desc.get("mediaType")
         try:
             data = self.read_blob(digest, desc.get("size") if desc else None, limit=4 << 20)
@@ -268,8 +272,8 @@ class LayoutRepository(Repository):
                     missing.append(d.digest)
         if missing:
             raise ModelKitError(
-                f"refusing to write a manifest to {self.display}: {len(missing)} blob(s) missing, e.g. {missing[0]}; "
-                "push the blobs first"
+                f"refusing to write a manifest to {self.display}: {len(missing)} blob(s) missing, "
+                f"e.g. {missing[0]}; push the blobs first"
             )
 
     def _add_referrer(self, subject: str, desc: Descriptor) -> None:
@@ -291,8 +295,14 @@ class LayoutRepository(Repository):
             index["manifests"] = [
                 x for x in index["manifests"] if (x.get("annotations") or {}).get(ANN_REF_NAME) != tag
             ]
-            index["manifests"].append({"mediaType": OCI_INDEX, "digest": d.digest, "size": d.size,
-                                       "annotations": {ANN_REF_NAME: tag}})
+            index["manifests"].append(
+                {
+                    "mediaType": OCI_INDEX,
+                    "digest": d.digest,
+                    "size": d.size,
+                    "annotations": {ANN_REF_NAME: tag},
+                }
+            )
             self._write_index(index)
 
     def tag(self, digest: str, tag: str) -> None:
@@ -301,9 +311,7 @@ class LayoutRepository(Repository):
         self.put_manifest(data, mt, tag=tag)
 
     def list_tags(self) -> list[str]:
-        tags = {
-            (d.get("annotations") or {}).get(ANN_REF_NAME) for d in self._read_index()["manifests"]
-        }
+        tags = {(d.get("annotations") or {}).get(ANN_REF_NAME) for d in self._read_index()["manifests"]}
         return sorted(t for t in tags if t)
 
     def list_manifests(self) -> list[dict[str, Any]]:
@@ -343,4 +351,3 @@ def _read_chunks(src: IO[bytes], size: int) -> Iterator[bytes]:
             raise DigestMismatchError(f"source ended {left} bytes early (expected {size} bytes)")
         left -= len(b)
         yield b
-

@@ -26,8 +26,10 @@ _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")  # \Z: no trailing
 _REPO_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _REPO_RE = re.compile(rf"^{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*\Z")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_HOST_RE = re.compile(rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*"
-                      r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
+_HOST_RE = re.compile(
+    rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z"
+)
 
 
 def check_tag(tag: str) -> str:
@@ -64,7 +66,8 @@ class Reference:
         """Parse ``s``; raises :class:`ReferenceFormatError` with the reason and an example."""
         if not s or any(c.isspace() for c in s):
             raise ReferenceFormatError(
-                f"invalid reference {s!r}: expected HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]")
+                f"invalid reference {s!r}: expected HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]"
+            )
         if "://" in s:
             raise ReferenceFormatError(
                 f"invalid reference {s!r}: drop the scheme, e.g. 'localhost:5000/team/fraud:v1'"
@@ -170,7 +173,8 @@ def parse_location(s: str, default_tag: str | None = None) -> Location:
                 body, tag = head, check_tag(tail)
         if not body:
             raise ReferenceFormatError(
-                f"invalid layout reference {s!r}: expected oci:DIR[:TAG], e.g. oci:./kits/fraud:v1")
+                f"invalid layout reference {s!r}: expected oci:DIR[:TAG], e.g. oci:./kits/fraud:v1"
+            )
         if tag is None and digest is None:
             tag = default_tag
         return LayoutLocation(body, tag, digest)

@@ -19,11 +19,11 @@ import sys
 from datetime import UTC, datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODEL_TAR = "4111230d7e281850ae2d1989e72f9235a725337db99a49fdb0c91cd6ea8627e6"    # §10.2, 5120 bytes
-DATA_TAR = "ad4e6fc877eb1944df8aaa52be2dd4cbd258870ddfc67869eef1a7058c4fe3c2"     # §10.2, 2048 bytes
+MODEL_TAR = "4111230d7e281850ae2d1989e72f9235a725337db99a49fdb0c91cd6ea8627e6"  # §10.2, 5120 bytes
+DATA_TAR = "ad4e6fc877eb1944df8aaa52be2dd4cbd258870ddfc67869eef1a7058c4fe3c2"  # §10.2, 2048 bytes
 EPOCH = 1782295872
 CREATED = datetime.fromtimestamp(EPOCH, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-assert CREATED == "2026-06-24T10:11:12Z"                                          # §3.1 example value
+assert CREATED == "2026-06-24T10:11:12Z"  # §3.1 example value
 CLI = "1.15.0"
 
 
@@ -52,8 +52,15 @@ def write_case(name, desc, covers, files, dirs, kitfile_text, config, layers):
         rel = f"expected/layers/{i}-{kind}.tar"
         with open(os.path.join(case, rel), "wb") as f:
             f.write(tar)
-        exp_layers.append({"file": rel, "mediaType": f"application/vnd.kitops.modelkit.{kind}.v1.tar",
-                           "digest": "sha256:" + sha(tar), "size": len(tar), "filepath": filepath})
+        exp_layers.append(
+            {
+                "file": rel,
+                "mediaType": f"application/vnd.kitops.modelkit.{kind}.v1.tar",
+                "digest": "sha256:" + sha(tar),
+                "size": len(tar),
+                "filepath": filepath,
+            }
+        )
     layer_json = ",".join(
         f'{{"mediaType":"{x["mediaType"]}","digest":"{x["digest"]}","size":{x["size"]},'
         f'"annotations":{{"org.cncf.model.filepath":"{x["filepath"]}"}}}}'
@@ -72,14 +79,26 @@ def write_case(name, desc, covers, files, dirs, kitfile_text, config, layers):
         with open(os.path.join(case, rel), "wb") as f:
             f.write(data)
     meta = {
-        "name": name, "description": desc, "covers": covers, "kitfile": "Kitfile",
-        "kitfile_text": kitfile_text, "created": CREATED, "source_date_epoch": EPOCH, "cli_version": CLI,
-        "file_modes": dict(sorted(modes.items())), "dirs": sorted(dirs), "symlinks": {},
+        "name": name,
+        "description": desc,
+        "covers": covers,
+        "kitfile": "Kitfile",
+        "kitfile_text": kitfile_text,
+        "created": CREATED,
+        "source_date_epoch": EPOCH,
+        "cli_version": CLI,
+        "file_modes": dict(sorted(modes.items())),
+        "dirs": sorted(dirs),
+        "symlinks": {},
         "file_sha256": {k: sha(v) for k, v in sorted(all_files.items())},
         "expected": {
-            "manifest": "expected/manifest.json", "manifest_digest": "sha256:" + sha(manifest),
-            "manifest_size": len(manifest), "config": "expected/config.json",
-            "config_digest": "sha256:" + sha(config), "config_size": len(config), "layers": exp_layers,
+            "manifest": "expected/manifest.json",
+            "manifest_digest": "sha256:" + sha(manifest),
+            "manifest_size": len(manifest),
+            "config": "expected/config.json",
+            "config_digest": "sha256:" + sha(config),
+            "config_size": len(config),
+            "layers": exp_layers,
         },
     }
     with open(os.path.join(case, "case.json"), "w", encoding="utf-8") as f:
@@ -109,20 +128,40 @@ def main(case0: str) -> None:
         f'"diffId":"sha256:{DATA_TAR}"}}]}}'
     ).encode()
     write_case(
-        "case1", "The §10.2 model and dataset layers under a Kitfile of yaml.v3 edge scalars (§3.5 table).",
-        ["yaml.v3 scalars: yes on 0o17 017 1e3 1.0 dates ~ quoted 0xFF", "version: 1.0 keeps its text",
-         "'*.log' is root-anchored", "model → datasets order", "Go JSON: sorted map keys, null"],
-        {".kitignore": b"*.log\n", "model/weights.bin": b"abc", "model/debug.log": b"x",
-         "model/sub/cfg.json": b"{}", "data.csv": b"a,b\n1,2\n"},
-        ["model", "model/sub"], kitfile1, config1,
-        [("model", model_tar, "model"), ("dataset", data_tar, "data.csv")])
+        "case1",
+        "The §10.2 model and dataset layers under a Kitfile of yaml.v3 edge scalars (§3.5 table).",
+        [
+            "yaml.v3 scalars: yes on 0o17 017 1e3 1.0 dates ~ quoted 0xFF",
+            "version: 1.0 keeps its text",
+            "'*.log' is root-anchored",
+            "model → datasets order",
+            "Go JSON: sorted map keys, null",
+        ],
+        {
+            ".kitignore": b"*.log\n",
+            "model/weights.bin": b"abc",
+            "model/debug.log": b"x",
+            "model/sub/cfg.json": b"{}",
+            "data.csv": b"a,b\n1,2\n",
+        },
+        ["model", "model/sub"],
+        kitfile1,
+        config1,
+        [("model", model_tar, "model"), ("dataset", data_tar, "data.csv")],
+    )
 
     kitfile2 = "manifestVersion: 1.0.0\npackage:\n  name: empty\n  description: <b>&\n"
     config2 = b'{"manifestVersion":"1.0.0","package":{"name":"empty","description":"\\u003cb\\u003e\\u0026"}}'
     write_case(
-        "case2", "A Kitfile without layers: \"layers\":[] and an HTML-escaped description.",
+        "case2",
+        'A Kitfile without layers: "layers":[] and an HTML-escaped description.',
         ['"layers":[]', "HTML escaping in the config", "files in the context but in no layer"],
-        {"model/w.bin": b"w", "notes.txt": b"n"}, ["model"], kitfile2, config2, [])
+        {"model/w.bin": b"w", "notes.txt": b"n"},
+        ["model"],
+        kitfile2,
+        config2,
+        [],
+    )
 
 
 if __name__ == "__main__":
