@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
+from ._internal import statcache
 from .errors import DigestMismatchError, ModelKitError, NotFoundError
 from .kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPart, Package
 from .kit.layers import Entry, LayerStream
@@ -116,16 +117,17 @@ class Listing:
 class _Stat:
     """Normalised stat for tar headers: 0644/0755 files, 0755 dirs (reproducible across machines)."""
 
-    def __init__(self, st_mode: int, st_size: int) -> None:
+    def __init__(self, st_mode: int, st_size: int, raw: os.stat_result | None = None) -> None:
         self.st_mode = st_mode
         self.st_size = st_size
+        self.raw = raw  # the file's real stat, for the quick "unchanged?" check
 
 
 def _norm_stat(st: os.stat_result) -> _Stat:
     if statmod.S_ISDIR(st.st_mode):
         return _Stat(statmod.S_IFDIR | 0o755, 0)
     mode = 0o755 if st.st_mode & 0o111 else 0o644
-    return _Stat(statmod.S_IFREG | mode, st.st_size)
+    return _Stat(statmod.S_IFREG | mode, st.st_size, st)
 
 
 def local_entries(local_path: str, dest: str) -> list[Entry]:
@@ -335,45 +337,58 @@ class DraftKit:
         if not entries:
             return None
         kind = classify(entries, dataset_paths)
-        same = self._probably_unchanged(dest, entries)
-        stream = LayerStream(entries, hash_files=True)
-        if same is not None:
-            # hash first; if the layer is already stored, nothing is uploaded
+        path = posixpath.normpath(dest or ".")
+
+        def record(digest: str, size: int, files: list[list[Any]]) -> dict[str, Any]:
+            return {
+                "kind": kind,
+                "path": path,
+                "digest": digest,
+                "size": size,
+                "media_type": layer_media_type(_base_kind(kind)),
+                "files": files,
+            }
+
+        # 1. quick check: the same local files (path, size, inode, mtime, ctime) were logged before
+        cache = statcache.default()
+        sig = statcache.signature([(e.name, e.abspath, getattr(e.st, "raw", None)) for e in entries], path)
+        hit = cache.get(sig) if cache else None
+        if hit and self.repo.blob_exists(hit["digest"]):
+            if progress:
+                progress(sum(e.st.st_size for e in entries if not e.is_dir))
+            return record(hit["digest"], hit["size"], hit["files"])
+        # 2. same names and sizes as a layer of this draft: hash the tar only; equal → no upload
+        previous = self._previous_layer(path, entries)
+        if previous is not None:
             h, size = hashlib.sha256(), 0
-            for chunk in stream:
+            for chunk in LayerStream(entries):
                 h.update(chunk)
                 size += len(chunk)
             digest = "sha256:" + h.hexdigest()
-            if progress:
-                progress(size)
-            if not self.repo.blob_exists(digest):
-                stream2 = LayerStream(entries, progress=progress)
-                from .ops import _IterReader
-
-                self.repo.push_blob(_IterReader(stream2), digest, size)  # type: ignore[arg-type]
-        else:
-            stream = LayerStream(entries, hash_files=True, progress=progress)
-            digest, size = self.repo.push_blob_chunks(stream)
+            if digest == previous["digest"] and self.repo.blob_exists(digest):
+                if progress:
+                    progress(size)
+                if cache:
+                    cache.put(sig, {"digest": digest, "size": size, "files": previous["files"]})
+                return record(digest, size, previous["files"])
+        # 3. new content: one pass that tars, hashes (tar + each file) and uploads
+        stream = LayerStream(entries, hash_files=True, progress=progress)
+        digest, size = self.repo.push_blob_chunks(stream)
         files = [[f.path, f.size, f.sha256, f.offset] for f in stream.files]
-        return {
-            "kind": kind,
-            "path": posixpath.normpath(dest or "."),
-            "digest": digest,
-            "size": size,
-            "media_type": layer_media_type(_base_kind(kind)),
-            "files": files,
-        }
+        if cache:
+            cache.put(sig, {"digest": digest, "size": size, "files": files})
+        return record(digest, size, files)
 
-    def _probably_unchanged(self, dest: str, entries: list[Entry]) -> bool | None:
-        """True if the draft already has a layer at ``dest`` with the same file names and sizes."""
+    def _previous_layer(self, path: str, entries: list[Entry]) -> dict[str, Any] | None:
+        """The draft's layer at ``path`` if it has the same file names and sizes."""
         m, _ = self.manifest()
         want = sorted((e.name, e.st.st_size) for e in entries if not e.is_dir)
         for d in (m or {}).get("layers") or []:
-            if (d.get("annotations") or {}).get(ANN_FILEPATH) != posixpath.normpath(dest or "."):
+            if (d.get("annotations") or {}).get(ANN_FILEPATH) != path:
                 continue
-            have = sorted((r[0], int(r[1])) for r in _files_of(d))
-            if have == want:
-                return True
+            files = _files_of(d)
+            if sorted((r[0], int(r[1])) for r in files) == want:
+                return {"digest": d["digest"], "files": files}
         return None
 
     def delete(self, path: str | None = None) -> None:
@@ -395,8 +410,11 @@ class DraftKit:
                 self._merge_and_put(new_layers, removed)
             return
         for attempt in range(_WRITE_RETRIES):
-            self._merge_and_put(new_layers, removed)
-            if self._converged(new_layers, removed):
+            t0 = time.monotonic()
+            gone = self._merge_and_put(new_layers, removed)
+            # another writer's read-modify-write takes about as long as ours: wait that out twice
+            window = min(max(2 * (time.monotonic() - t0), 0.05), 2.0)
+            if self._converged(new_layers, gone, window):
                 return
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise ModelKitError(
@@ -404,18 +422,20 @@ class DraftKit:
             "attempts (too many concurrent writers); retry"
         )
 
-    def _converged(self, new_layers: list[dict[str, Any]], removed: str | None) -> bool:
-        """Re-read (twice, the second after a pause) and check our change survived."""
-        for pause in (0.0, 0.25):
+    def _converged(self, new_layers: list[dict[str, Any]], gone: set[tuple[str, str]], window: float) -> bool:
+        """Re-read now and after ``window`` seconds: our files are listed, the removed ones are not.
+
+        A file we logged that now has other content was overwritten by a later writer (last
+        writer wins, as in MLflow's own stores) -- that is convergence, not a lost update.
+        """
+        ours = {f[0] for nl in new_layers for f in nl["files"]}
+        for pause in (0.0, window):
             if pause:
                 time.sleep(pause)
             m, _ = self.manifest(refresh=True)
-            layers = (m or {}).get("layers") or []
-            have = {(d["digest"], (d.get("annotations") or {}).get(ANN_FILEPATH)) for d in layers}
-            for nl in new_layers:
-                if (nl["digest"], nl["path"]) not in have and nl["files"]:
-                    return False
-            if removed is not None and any(self._under(r[0], removed) for d in layers for r in _files_of(d)):
+            present = {(r[0], r[2]) for d in (m or {}).get("layers") or [] for r in _files_of(d)}
+            paths = {p for p, _ in present}
+            if not ours <= paths or present & gone:
                 return False
         return True
 
@@ -423,9 +443,16 @@ class DraftKit:
     def _under(path: str, prefix: str) -> bool:
         return path == prefix or path.startswith(prefix + "/")
 
-    def _merge_and_put(self, new_layers: list[dict[str, Any]], removed: str | None) -> None:
+    def _merge_and_put(self, new_layers: list[dict[str, Any]], removed: str | None) -> set[tuple[str, str]]:
+        """Read, merge our change, write. Returns the (path, sha256) pairs ``removed`` deleted."""
         m, _ = self.manifest(refresh=True)
         current = [_layer_record(d) for d in (m or {}).get("layers") or []]
+        gone = {
+            (f[0], f[2])
+            for rec in current
+            for f in rec["files"]
+            if removed is not None and self._under(f[0], removed)
+        }
         new_paths = {f[0] for nl in new_layers for f in nl["files"]}
         new_layer_paths = {nl["path"] for nl in new_layers}
         survivors: list[dict[str, Any]] = []
@@ -450,6 +477,7 @@ class DraftKit:
             merged[rec["path"]] = rec
         layers = sorted(merged.values(), key=lambda r: (KIND_ORDER.get(_base_kind(r["kind"]), 9), r["path"]))
         self._put(layers)
+        return gone
 
     def _rebuild(self, rec: dict[str, Any], keep: list[list[Any]]) -> dict[str, Any]:
         """A layer without the files a newer layer replaced: re-tar the kept files."""

@@ -26,6 +26,8 @@ MODULES = [
     "mlflow_plugin.uri",
     "mlflow_plugin._internal.envinfo",
     "mlflow_plugin._internal.pipeline",
+    "mlflow_plugin._internal.hashing",
+    "mlflow_plugin._internal.statcache",
 ]
 # modules whose examples are all marked +SKIP (they need files, a registry or a layout)
 ONLY_SKIPPED = {"mlflow_plugin.kit.unpack", "mlflow_plugin.oci.layout"}

@@ -26,6 +26,7 @@ import posixpath
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import KitfileError, ModelKitError
 from . import tarwriter
@@ -204,6 +205,19 @@ class LayerStream:
     def __iter__(self) -> Iterator[bytes]:
         import hashlib
 
+        from .._internal.hashing import HashWorker
+
+        worker = HashWorker()  # per-file SHA-256 on another core, overlapping the tar consumer
+        hashers: list[tuple[FileRecord, Any]] = []
+        try:
+            yield from self._generate(worker, hashers, hashlib)
+            worker.join()
+        finally:
+            worker.close()
+        for rec, h in hashers:
+            rec.sha256 = h.hexdigest()
+
+    def _generate(self, worker: Any, hashers: list[tuple[FileRecord, Any]], hashlib: Any) -> Iterator[bytes]:
         buf = bytearray()
         for e in self._entries:
             mode = tarwriter.tar_mode(e.st.st_mode)
@@ -229,7 +243,7 @@ class LayerStream:
                         raise ModelKitError(f"{e.name} shrank while packing (expected {size} bytes); retry")
                     left -= len(chunk)
                     if h is not None:
-                        h.update(chunk)
+                        worker.update(h, chunk)
                     if self.progress:
                         self.progress(len(chunk))  # type: ignore[operator]
                     if buf:
@@ -244,7 +258,7 @@ class LayerStream:
                 if f.read(1):
                     raise ModelKitError(f"{e.name} grew while packing (expected {size} bytes); retry")
             if h is not None:
-                rec.sha256 = h.hexdigest()
+                hashers.append((rec, h))
             self.files.append(rec)
             buf += tarwriter.pad(size)
         buf += tarwriter.END_OF_ARCHIVE

@@ -88,6 +88,7 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from .._internal.gojson import Ordered, dumps
+from .._internal.hashing import HashWorker
 from ..errors import (
     AuthError,
     DigestMismatchError,
@@ -422,9 +423,10 @@ class _HashingChunks:
         self._progress = progress
         self.hasher = hashlib.sha256()
         self.size = 0
+        self._worker = HashWorker()  # hash on another core while this thread sends
 
     def _emit(self, b: bytes) -> bytes:
-        self.hasher.update(b)
+        self._worker.update(self.hasher, b)
         self.size += len(b)
         if self._progress:
             self._progress(len(b))
@@ -445,9 +447,12 @@ class _HashingChunks:
                 buf.clear()
         if buf:
             yield self._emit(bytes(buf))
+        self._worker.join()
+        self._worker.close()
 
     @property
     def digest(self) -> str:
+        self._worker.join()
         return "sha256:" + self.hasher.hexdigest()
 
 
