@@ -122,6 +122,7 @@ def run_worker(name: str, host: str, repo: str, file: Path, digest: str, out: Pa
     ]
     if out:
         cmd += ["--out", str(out)]
+    os.sync()  # no dirty pages from the previous operation
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"{name} failed:\n{r.stderr[-3000:]}")
@@ -131,6 +132,7 @@ def run_worker(name: str, host: str, repo: str, file: Path, digest: str, out: Pa
 def curl_push(host: str, repo: str, file: Path, digest: str) -> dict:
     import requests
 
+    os.sync()
     t = time.perf_counter()
     r = requests.post(f"http://{host}/v2/{repo}/blobs/uploads/", timeout=30)
     loc = r.headers["Location"]
@@ -157,6 +159,7 @@ def curl_push(host: str, repo: str, file: Path, digest: str) -> dict:
 
 
 def curl_pull(host: str, repo: str, digest: str, out: Path) -> dict:
+    os.sync()
     t = time.perf_counter()
     subprocess.run(
         ["curl", "-sS", "-f", "-L", "-o", str(out), f"http://{host}/v2/{repo}/blobs/{digest}"], check=True

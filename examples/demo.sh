@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job, end to end on the embedded default (local OCI image layouts, no services):
-# pack the example model, push it to a second layout, pull it back, unpack, inspect.
+# The main job, end to end on the embedded default (SQLite tracking store + local OCI image
+# layouts, no services): an MLflow run logged as usual lands in a ModelKit; we show the kit and
+# reload the model from it. Then the engine underneath: pack, push, pull, unpack, inspect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MK="${MK:-.venv/bin/mlflow-modelkit}"
@@ -8,6 +9,29 @@ OUT="${DEMO_OUT:-demo-out}"
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+PY="${PY:-.venv/bin/python}"
+ABS="$(cd "$OUT" && pwd)"
+export MLFLOW_MODELKIT_NO_PROGRESS=1
+
+step "train and log an MLflow run into modelkit://$ABS/kits/team/fraud (SQLite tracking store)"
+RUN_JSON=$($PY examples/train_fraud.py --tracking-uri "sqlite:///$ABS/mlflow.db" \
+    --artifact-location "modelkit://$ABS/kits/team/fraud" --data-dir "$OUT/data" 2>/dev/null | tail -1)
+echo "  $RUN_JSON"
+RUN_ID=$(echo "$RUN_JSON" | $PY -c 'import json,sys; print(json.load(sys.stdin)["run_id"])')
+MODEL_ID=$(echo "$RUN_JSON" | $PY -c 'import json,sys; print(json.load(sys.stdin)["model_id"])')
+
+step "the experiment's kits: one draft per run (run-<id>) and per logged model (m-<id>)"
+$MK list "oci:$OUT/kits/team/fraud"
+
+step "the run's kit"
+$MK inspect "oci:$OUT/kits/team/fraud:run-$RUN_ID" | sed -n '1,/^Manifest:/p' | sed '$d'
+
+step "the model's kit"
+$MK inspect "oci:$OUT/kits/team/fraud:$MODEL_ID" | sed -n '1,/^Manifest:/p' | sed '$d'
+
+step "reload the model from the kit through MLflow"
+$PY examples/reload_model.py "sqlite:///$ABS/mlflow.db" "$RUN_ID" "$MODEL_ID" 2>/dev/null
 
 step "pack examples/fraud-model -> oci:$OUT/kits/fraud:v1"
 $MK pack examples/fraud-model -t "oci:$OUT/kits/fraud:v1"

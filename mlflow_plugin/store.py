@@ -36,9 +36,10 @@ from typing import Any
 
 from . import __version__
 from ._internal import statcache
+from ._internal.pipeline import fan_out
 from .errors import DigestMismatchError, ModelKitError, NotFoundError
 from .kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPart, Package
-from .kit.layers import Entry, LayerStream
+from .kit.layers import Entry, LayerStream, tar_size
 from .kit.manifest import build_manifest
 from .kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, layer_media_type, parse_layer_media_type
 from .oci.base import Repository
@@ -373,7 +374,7 @@ class DraftKit:
                 return record(digest, size, previous["files"])
         # 3. new content: one pass that tars, hashes (tar + each file) and uploads
         stream = LayerStream(entries, hash_files=True, progress=progress)
-        digest, size = self.repo.push_blob_chunks(stream)
+        digest, size = self.repo.push_blob_chunks(stream, size=tar_size(entries))
         files = [[f.path, f.size, f.sha256, f.offset] for f in stream.files]
         if cache:
             cache.put(sig, {"digest": digest, "size": size, "files": files})
@@ -579,16 +580,12 @@ def download_file(repo: Repository, f: IndexedFile, dest: str) -> None:
     try:
         h = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
-            pos, left = f.offset, f.size
-            while left > 0:
-                n = min(64 << 20, left)
-                data = repo.read_range(f.layer.digest, pos, n)
-                if len(data) != n:
-                    raise DigestMismatchError(f"short read of {f.path} from layer {f.layer.digest}")
-                h.update(data)
-                out.write(data)
-                pos += n
-                left -= n
+            # one range request; reading, hashing and writing overlap on three threads
+            n = fan_out(repo.iter_range(f.layer.digest, f.offset, f.size), [h.update, out.write])
+            if n != f.size:
+                raise DigestMismatchError(
+                    f"short read of {f.path} from layer {f.layer.digest} ({n} of {f.size} bytes)"
+                )
         if h.hexdigest() != f.sha256:
             raise DigestMismatchError(
                 f"artifact {f.path!r} hashes to sha256:{h.hexdigest()}, the kit's index says "

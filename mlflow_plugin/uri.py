@@ -103,8 +103,12 @@ def _clean_rel(path: str) -> str:
 
 
 def _split_key(base: ArtifactLocation, segs: list[str], what: str) -> ArtifactLocation:
-    """Find the key (run / model / trace id followed by ``artifacts``) in ``segs``."""
-    for i in range(len(segs) - 1, -1, -1):
+    """Find the key (run / model / trace id followed by ``artifacts``) in ``segs``.
+
+    The *first* key wins: what follows it is a path inside the kit, and that path may itself
+    look like an MLflow tree (``mlruns/0/<run_id>/artifacts/…`` logged as an artifact).
+    """
+    for i in range(len(segs)):
         if segs[i] != "artifacts" or i == 0:
             continue
         key = segs[i - 1]
@@ -122,7 +126,7 @@ def _split_key(base: ArtifactLocation, segs: list[str], what: str) -> ArtifactLo
         if prefix[:1] == ["workspaces"] and len(prefix) >= 2:
             prefix = [f"ws-{prefix[1]}", *prefix[2:]]
         repo = "/".join([base.repository, *prefix] if base.repository else prefix)
-        rest = "/".join(segs[i + 1 :])
+        rest = _clean_rel("/".join(segs[i + 1 :]))
         if base.layout:
             layout = posixpath.join(base.layout, *prefix) if prefix else base.layout
             return replace(base, layout=layout, repository=repo, tag=tag, path=rest)
@@ -146,6 +150,12 @@ def parse_artifact_uri(uri: str) -> ArtifactLocation:
     if body.startswith("/"):
         return _parse_layout(uri, body)
     host, _, rest = body.partition("/")
+    if "@" in host:
+        raise ReferenceFormatError(
+            f"invalid URI {SCHEME}://***@{host.rsplit('@', 1)[1]}/...: credentials do not belong in the "
+            "URI; set MLFLOW_MODELKIT_REGISTRY_USERNAME/MLFLOW_MODELKIT_REGISTRY_PASSWORD or log in "
+            "with docker (~/.docker/config.json)"
+        )
     if not host or not rest:
         raise ReferenceFormatError(
             f"invalid URI {uri!r}: expected {SCHEME}://HOST[:PORT]/REPOSITORY/... "

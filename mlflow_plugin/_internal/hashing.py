@@ -38,7 +38,7 @@ class HashWorker:
                     return
                 if self._error is None:
                     item[0].update(item[1])
-            except BaseException as e:  # noqa: BLE001 - re-raised by join()
+            except BaseException as e:
                 self._error = e
             finally:
                 self._q.task_done()

@@ -87,7 +87,9 @@ class StatCache:
             if db is None:
                 return
             with contextlib.suppress(sqlite3.Error):
-                db.execute("INSERT OR REPLACE INTO layers (sig, value) VALUES (?, ?)", (sig, json.dumps(value)))
+                db.execute(
+                    "INSERT OR REPLACE INTO layers (sig, value) VALUES (?, ?)", (sig, json.dumps(value))
+                )
                 db.commit()
 
 

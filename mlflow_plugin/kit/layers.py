@@ -183,6 +183,23 @@ class FileRecord:
     sha256: str | None = None
 
 
+def tar_size(entries: list[Entry]) -> int:
+    """Exact byte size of the tar :class:`LayerStream` will produce for ``entries`` (no reading)."""
+    total = 0
+    for e in entries:
+        mode = tarwriter.tar_mode(e.st.st_mode)
+        if e.is_dir:
+            total += sum(len(b) for b in tarwriter.dir_header(e.name, mode))
+        else:
+            size = e.st.st_size
+            total += (
+                sum(len(b) for b in tarwriter.file_header(e.name, mode, size))
+                + size
+                + len(tarwriter.pad(size))
+            )
+    return total + len(tarwriter.END_OF_ARCHIVE)
+
+
 class LayerStream:
     """Iterate the tar bytes of a layer in ~1 MiB chunks; records each file's offset.
 

@@ -86,6 +86,17 @@ class Repository(abc.ABC):
         against a digest they know for it (e.g. the file index's per-file SHA-256).
         """
 
+    def iter_range(self, digest: str, offset: int, length: int, chunk: int = 4 << 20) -> Iterator[bytes]:
+        """Stream ``length`` bytes at ``offset`` in chunks (one request on a registry; not verified)."""
+        pos, left = offset, length
+        while left > 0:
+            b = self.read_range(digest, pos, min(chunk, left))
+            if not b:
+                return
+            pos += len(b)
+            left -= len(b)
+            yield b
+
     @abc.abstractmethod
     def push_blob(
         self,
@@ -101,11 +112,15 @@ class Repository(abc.ABC):
         """
 
     @abc.abstractmethod
-    def push_blob_chunks(self, chunks: Iterable[bytes], progress: Progress | None = None) -> tuple[str, int]:
+    def push_blob_chunks(
+        self, chunks: Iterable[bytes], progress: Progress | None = None, size: int | None = None
+    ) -> tuple[str, int]:
         """Upload a stream of unknown digest, hashing while sending; returns ``(digest, size)``.
 
         Used by ``pack`` straight to a registry: the tar is generated, hashed and uploaded in
-        one pass, never staged on disk or in memory.
+        one pass, never staged on disk or in memory. ``size``, when known in advance, lets a
+        registry upload go out with ``Content-Length`` instead of chunked encoding (faster);
+        a stream of another length then fails.
         """
 
     def mount_blob(self, digest: str, from_repository: str) -> bool:

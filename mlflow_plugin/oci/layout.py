@@ -149,6 +149,21 @@ class LayoutRepository(Repository):
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest} not found in {self.display}") from None
 
+    def iter_range(self, digest: str, offset: int, length: int, chunk: int = 4 << 20) -> Iterator[bytes]:
+        try:
+            f = open(self._blob_path(digest), "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {digest} not found in {self.display}") from None
+        with f:
+            f.seek(offset)
+            left = length
+            while left > 0:
+                b = f.read(min(chunk, left))
+                if not b:
+                    return
+                left -= len(b)
+                yield b
+
     def push_blob(self, src: IO[bytes], digest: str, size: int, progress: Progress | None = None) -> bool:
         check_digest(digest)
         if self.blob_exists(digest):
@@ -156,8 +171,13 @@ class LayoutRepository(Repository):
         self._ingest(_read_chunks(src, size), progress, expect=(digest, size))
         return True
 
-    def push_blob_chunks(self, chunks: Iterable[bytes], progress: Progress | None = None) -> tuple[str, int]:
-        return self._ingest(chunks, progress, expect=None)
+    def push_blob_chunks(
+        self, chunks: Iterable[bytes], progress: Progress | None = None, size: int | None = None
+    ) -> tuple[str, int]:
+        digest, n = self._ingest(chunks, progress, expect=None)
+        if size is not None and n != size:
+            raise DigestMismatchError(f"upload to {self.display}: stream had {n} bytes, expected {size}")
+        return digest, n
 
     def _ingest(
         self, chunks: Iterable[bytes], progress: Progress | None, expect: tuple[str, int] | None

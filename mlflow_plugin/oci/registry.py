@@ -418,9 +418,12 @@ class _FileBody:
 class _HashingChunks:
     """Re-block an iterable of bytes into ≥1 MiB pieces while hashing and counting them."""
 
-    def __init__(self, chunks: Iterable[bytes], progress: Progress | None) -> None:
+    def __init__(
+        self, chunks: Iterable[bytes], progress: Progress | None, expected: int | None = None
+    ) -> None:
         self._chunks = chunks
         self._progress = progress
+        self.expected = expected
         self.hasher = hashlib.sha256()
         self.size = 0
         self._worker = HashWorker()  # hash on another core while this thread sends
@@ -449,6 +452,13 @@ class _HashingChunks:
             yield self._emit(bytes(buf))
         self._worker.join()
         self._worker.close()
+        if self.expected is not None and self.size != self.expected:
+            raise DigestMismatchError(f"upload stream had {self.size} bytes, expected {self.expected}")
+
+    def __len__(self) -> int:
+        if self.expected is None:
+            raise TypeError("size unknown")
+        return self.expected
 
     @property
     def digest(self) -> str:
@@ -822,6 +832,43 @@ class RegistryRepository(Repository):
         skip = offset if resp.status_code == 200 else self._range_start(resp, offset, op)
         return self._read_span(resp, skip, length, op)
 
+    def iter_range(self, digest: str, offset: int, length: int, chunk: int = 4 << 20) -> Iterator[bytes]:
+        """One ``Range`` request streamed in ``chunk``-sized pieces (bounded memory; not verified)."""
+        check_digest(digest)
+        if length <= 0:
+            return
+        op = f"read bytes {offset}-{offset + length - 1} of blob {_short(digest)} in {self.display}"
+        resp = self._request(
+            "GET",
+            self._url("blobs", digest),
+            op=op,
+            scopes=self._scopes("pull"),
+            headers={"Range": f"bytes={offset}-{offset + length - 1}"},
+            stream=True,
+        )
+        if resp.status_code == 416:
+            resp.close()
+            return
+        if resp.status_code not in (200, 206):
+            raise self._fail(resp, op, not_found=f"blob {digest} not found in {self.display}")
+        skip = offset if resp.status_code == 200 else self._range_start(resp, offset, op)
+        stream = _ResponseStream(resp, op)
+        try:
+            while skip > 0:
+                b = stream.read(min(BLOCK, skip))
+                if not b:
+                    return
+                skip -= len(b)
+            left = length
+            while left > 0:
+                b = stream.read(min(chunk, left))
+                if not b:
+                    return
+                left -= len(b)
+                yield b
+        finally:
+            resp.close()
+
     def _range_start(self, resp: requests.Response, offset: int, op: str) -> int:
         cr = resp.headers.get("Content-Range", "")
         try:
@@ -952,7 +999,9 @@ class RegistryRepository(Repository):
         if got and got != digest:
             raise DigestMismatchError(f"{op}: registry stored the upload as {got}, expected {digest}")
 
-    def push_blob_chunks(self, chunks: Iterable[bytes], progress: Progress | None = None) -> tuple[str, int]:
+    def push_blob_chunks(
+        self, chunks: Iterable[bytes], progress: Progress | None = None, size: int | None = None
+    ) -> tuple[str, int]:
         """Upload a stream of unknown digest (hashed while sent); returns ``(digest, size)``.
 
         One ``PATCH`` with a chunked body, then ``PUT ?digest=``. The stream cannot be replayed,
@@ -966,7 +1015,7 @@ class RegistryRepository(Repository):
         if resp.status_code != 202:
             raise self._fail(resp, op)
         location = self._upload_location(resp, op)
-        body = _HashingChunks(chunks, progress)
+        body = _HashingChunks(chunks, progress, size)
         try:
             resp = self._request(
                 "PATCH",
@@ -974,7 +1023,8 @@ class RegistryRepository(Repository):
                 op=op,
                 scopes=self._scopes("pull", "push"),
                 headers={"Content-Type": "application/octet-stream"},
-                body=iter(body),
+                # with a known size: Content-Length, no chunked framing (which copies every block)
+                body=body if size is not None else iter(body),
                 retry=False,
             )
             if resp.status_code != 202:
