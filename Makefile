@@ -49,6 +49,7 @@ conformance: venv
 ## bench: transfer benchmark against a real registry (2 GiB by default; SIZE_MB=… to change)
 bench: venv system-deps
 	$(PY) bench/transfer.py --size-mb $${SIZE_MB:-2048}
+	$(PY) bench/artifact_store.py --size-mb $${SIZE_MB:-2048}
 
 clean:
 	rm -rf $(VENV) demo-out bench/out *.egg-info

@@ -30,6 +30,7 @@ from mlflow.store.artifact.artifact_repo import ArtifactRepository, StreamUpload
 from .errors import ModelKitError, NotFoundError, ReferenceFormatError
 from .oci.base import Repository
 from .oci.reference import LayoutLocation, Reference, RegistryLocation
+from .server_policy import check_allowed
 from .store import DraftKit
 from .stores import open_repository
 from .uri import ArtifactLocation, parse_artifact_uri
@@ -40,6 +41,7 @@ _REPOS_LOCK = threading.Lock()
 
 
 def _repository(loc: ArtifactLocation) -> Repository:
+    check_allowed(loc)  # inside mlflow server: only the admin's registries and directories
     key = loc.store
     with _REPOS_LOCK:
         repo = _REPOS.get(key)
@@ -124,8 +126,8 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         kit, base = self._resolve(artifact_path)
         if not os.path.isdir(local_dir):
             raise MlflowException(f"{local_dir} is not a directory", error_code=INVALID_PARAMETER_VALUE)
-        if not os.listdir(local_dir):
-            return
+        # an empty directory is logged too (at ``artifact_path`` it lists as a directory, like
+        # MLflow's local store; at the root it adds nothing)
         self._call(kit.add, local_dir, base or None)
 
     def log_artifact_from_stream(
@@ -164,6 +166,9 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         if self.location.is_root and not path:
             return []
         kit, inner = self._resolve(path)
+        # Reads start from the current manifest: ``mlflow server`` keeps one repository per worker
+        # for its whole life, and other workers or clients write the same drafts meanwhile.
+        self._call(kit.manifest, refresh=True)
         listing = self._call(kit.listdir, inner)
         prefix = (path or "").strip("/")
         out = []
@@ -175,14 +180,20 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
 
     def _download_file(self, remote_file_path: str, local_path: str) -> None:
         kit, inner = self._resolve(remote_file_path)
-        self._call(kit.read_file, inner, local_path)
+        try:  # the manifest read by the listing that preceded this call (no request per file)
+            kit.read_file(inner, local_path)
+        except NotFoundError:  # logged since then, maybe by another process: look again once
+            self._call(kit.manifest, refresh=True)
+            self._call(kit.read_file, inner, local_path)
+        except ModelKitError as e:
+            raise _mlflow_error(e) from None
 
     def download_artifacts(self, artifact_path: str | None = None, dst_path: str | None = None) -> str:
         """One manifest read, then parallel verified range downloads (instead of a listing per dir)."""
         if self.location.is_root and not artifact_path:
             return super().download_artifacts(artifact_path, dst_path)
         kit, inner = self._resolve(artifact_path)
-        files = self._call(kit.files)
+        files = self._call(kit.files, refresh=True)
         if dst_path:
             dst_path = os.path.abspath(dst_path)
             if not os.path.isdir(dst_path):
@@ -194,16 +205,22 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         else:
             dst_path = tempfile.mkdtemp()
         prefix = (artifact_path or "").strip("/")
+        empty: list[str] = []
         if inner in files:
             targets = {inner: files[inner]}
         else:
             pre = f"{inner}/" if inner else ""
             targets = {p: f for p, f in files.items() if p.startswith(pre)}
-            if not targets and inner:
+            empty = [d for d in self._call(kit.empty_dirs) if d == inner or d.startswith(pre)]
+            if not targets and not empty and inner:
                 raise MlflowException(
                     f"artifact {artifact_path!r} not found in {self.artifact_uri}",
                     error_code=RESOURCE_DOES_NOT_EXIST,
                 )
+        for d in empty:  # directories logged empty are recreated, as MLflow's generic download does
+            rel = d[len(inner) :].lstrip("/") if inner else d
+            out_rel = posixpath.join(prefix, rel).strip("/")
+            os.makedirs(os.path.join(dst_path, *out_rel.split("/")), exist_ok=True)
         jobs = []
         for p, f in targets.items():
             rel = p[len(inner) :].lstrip("/") if inner else p

@@ -20,6 +20,7 @@ layer is present (distribution has no compare-and-swap).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -93,6 +94,41 @@ DATA_EXT = {
     ".delta",
 }
 _WRITE_RETRIES = 12
+_STALE_RETRIES = 400  # lost races before merging (cheap: nothing was written); backoff capped at 0.5 s
+
+
+class _StaleBase(Exception):
+    """The tag moved while we merged: our manifest would drop another writer's change."""
+
+
+@contextlib.contextmanager
+def _host_lock(key: str) -> Iterator[None]:
+    """Serialise read-merge-write of one registry tag among the processes (and threads) of this host.
+
+    A registry has no compare-and-swap, so writers on one machine (notebook kernels, training
+    workers, the uvicorn workers of ``mlflow server``) queue on a ``flock`` instead of racing;
+    writers on other machines are still covered by the base check and the convergence check.
+    If the lock file cannot be created, writing goes on unlocked.
+    """
+    d = os.path.join(tempfile.gettempdir(), "mlflow-modelkit-locks")
+    name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock"
+    fd = -1
+    try:
+        if not os.path.isdir(d):
+            os.makedirs(d, exist_ok=True)
+            with contextlib.suppress(OSError):
+                os.chmod(d, 0o1777)  # shared by every user, like /tmp
+        fd = os.open(os.path.join(d, name), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        log.debug("no host lock for %s: %s", key, e)
+    if fd < 0:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 @dataclass(frozen=True)
@@ -229,6 +265,7 @@ class DraftKit:
         self.read_only = read_only
         self._verify_manifest = verify_manifest
         self._cache: tuple[dict[str, Any] | None, str | None] | None = None
+        self._put_span = 0.0  # seconds from the last base check to its manifest PUT
         self._lock = threading.Lock()
 
     # ---- reading ---------------------------------------------------------------------------
@@ -258,8 +295,18 @@ class DraftKit:
             desc = Descriptor.from_json(d)
             for rec in _files_of(d):
                 path, size, sha, off = rec[0], int(rec[1]), rec[2], int(rec[3])
-                out[path] = IndexedFile(path, size, sha, off, desc)
+                if not path.endswith("/"):
+                    out[path] = IndexedFile(path, size, sha, off, desc)
         return out
+
+    def empty_dirs(self) -> list[str]:
+        """Directories logged with nothing in them (``log_artifacts(empty_dir, "x")``).
+
+        MLflow's local store keeps and lists them; so does a draft (the tar has the entry).
+        """
+        m, _ = self.manifest()
+        layers = (m or {}).get("layers") or []
+        return sorted({r[0].rstrip("/") for d in layers for r in _files_of(d) if r[0].endswith("/")})
 
     def listdir(self, path: str = "") -> list[Listing]:
         """Direct children of ``path`` (MLflow semantics: a file path lists as ``[]``)."""
@@ -269,6 +316,10 @@ class DraftKit:
             return []
         prefix = f"{path}/" if path else ""
         children: dict[str, Listing] = {}
+        for d in self.empty_dirs():
+            if d.startswith(prefix) and d != path:
+                head = d[len(prefix) :].partition("/")[0]
+                children[prefix + head] = Listing(prefix + head, True, None)
         for p, f in files.items():
             if not p.startswith(prefix):
                 continue
@@ -352,7 +403,10 @@ class DraftKit:
 
         # 1. quick check: the same local files (path, size, inode, mtime, ctime) were logged before
         cache = statcache.default()
-        sig = statcache.signature([(e.name, e.abspath, getattr(e.st, "raw", None)) for e in entries], path)
+        # "v2": the cached index also lists empty directories
+        sig = statcache.signature(
+            [(e.name, e.abspath, getattr(e.st, "raw", None)) for e in entries], f"v2:{path}"
+        )
         hit = cache.get(sig) if cache else None
         if hit and self.repo.blob_exists(hit["digest"]):
             if progress:
@@ -375,7 +429,7 @@ class DraftKit:
         # 3. new content: one pass that tars, hashes (tar + each file) and uploads
         stream = LayerStream(entries, hash_files=True, progress=progress)
         digest, size = self.repo.push_blob_chunks(stream, size=tar_size(entries))
-        files = [[f.path, f.size, f.sha256, f.offset] for f in stream.files]
+        files = _index(stream, entries)
         if cache:
             cache.put(sig, {"digest": digest, "size": size, "files": files})
         return record(digest, size, files)
@@ -388,7 +442,7 @@ class DraftKit:
             if (d.get("annotations") or {}).get(ANN_FILEPATH) != path:
                 continue
             files = _files_of(d)
-            if sorted((r[0], int(r[1])) for r in files) == want:
+            if sorted((r[0], int(r[1])) for r in files if not r[0].endswith("/")) == want:
                 return {"digest": d["digest"], "files": files}
         return None
 
@@ -410,11 +464,20 @@ class DraftKit:
             with self.repo._lock():  # the layout's own lock makes read-merge-write atomic
                 self._merge_and_put(new_layers, removed)
             return
+        stale = 0
         for attempt in range(_WRITE_RETRIES):
-            t0 = time.monotonic()
-            gone = self._merge_and_put(new_layers, removed)
-            # another writer's read-modify-write takes about as long as ours: wait that out twice
-            window = min(max(2 * (time.monotonic() - t0), 0.05), 2.0)
+            try:
+                with _host_lock(f"{self.repo.display}:{self.reference}"):
+                    gone = self._merge_and_put(new_layers, removed, check_base=True)
+            except _StaleBase:  # someone wrote while we merged: merge again on top of theirs
+                stale += 1
+                if stale >= _STALE_RETRIES:
+                    break
+                time.sleep(random.uniform(0.0, min(0.5, 0.005 * 2 ** min(stale, 7))))
+                continue
+            # A writer that passed its base check before our PUT landed may still overwrite us,
+            # but only within its own check-to-PUT span (about ours): wait that out, with margin.
+            window = min(max(4 * self._put_span, 0.05), 2.0)
             if self._converged(new_layers, gone, window):
                 return
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
@@ -444,9 +507,18 @@ class DraftKit:
     def _under(path: str, prefix: str) -> bool:
         return path == prefix or path.startswith(prefix + "/")
 
-    def _merge_and_put(self, new_layers: list[dict[str, Any]], removed: str | None) -> set[tuple[str, str]]:
-        """Read, merge our change, write. Returns the (path, sha256) pairs ``removed`` deleted."""
-        m, _ = self.manifest(refresh=True)
+    def _merge_and_put(
+        self, new_layers: list[dict[str, Any]], removed: str | None, check_base: bool = False
+    ) -> set[tuple[str, str]]:
+        """Read, merge our change, write. Returns the (path, sha256) pairs ``removed`` deleted.
+
+        ``check_base`` (registries): just before writing, make sure the tag still names the
+        manifest we merged into, else raise :class:`_StaleBase`. Merging can take long (folding
+        and rebuilding layers download and upload files); without this check a slow writer
+        silently overwrites everything other writers committed meanwhile, and the post-write
+        check in :meth:`_converged` only covers the short race between this check and the PUT.
+        """
+        m, base = self.manifest(refresh=True)
         current = [_layer_record(d) for d in (m or {}).get("layers") or []]
         gone = {
             (f[0], f[2])
@@ -477,7 +549,7 @@ class DraftKit:
                 rec = self._fold(merged[rec["path"]], rec)
             merged[rec["path"]] = rec
         layers = sorted(merged.values(), key=lambda r: (KIND_ORDER.get(_base_kind(r["kind"]), 9), r["path"]))
-        self._put(layers)
+        self._put(layers, expect_base=base if check_base else False)
         return gone
 
     def _rebuild(self, rec: dict[str, Any], keep: list[list[Any]]) -> dict[str, Any]:
@@ -498,6 +570,9 @@ class DraftKit:
         desc = Descriptor(rec["media_type"], rec["digest"], rec["size"])
         for path, size, sha, off in files:
             dest = os.path.join(root, path)
+            if path.endswith("/"):  # an empty directory
+                os.makedirs(dest, exist_ok=True)
+                continue
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             download_file(self.repo, IndexedFile(path, int(size), sha, int(off), desc), dest)
 
@@ -516,10 +591,10 @@ class DraftKit:
             "digest": digest,
             "size": size,
             "media_type": layer_media_type(_base_kind(kind)),
-            "files": [[f.path, f.size, f.sha256, f.offset] for f in stream.files],
+            "files": _index(stream, entries),
         }
 
-    def _put(self, layers: list[dict[str, Any]]) -> None:
+    def _put(self, layers: list[dict[str, Any]], expect_base: str | bool | None = False) -> None:
         kf = Kitfile(
             manifest_version="1.0.0",
             package=Package(name=self.reference, description=f"MLflow draft {self.reference}"),
@@ -568,9 +643,20 @@ class DraftKit:
             cli_version=f"mlflow-modelkit-{__version__}",
             extra_annotations={ANN_DRAFT: self.reference},
         )
+        t0 = time.monotonic()
+        if expect_base is not False and self._current_digest() != expect_base:
+            raise _StaleBase()
         self.repo.put_manifest(manifest, OCI_MANIFEST, tag=self.reference)
+        self._put_span = time.monotonic() - t0
         with self._lock:
             self._cache = None
+
+    def _current_digest(self) -> str | None:
+        """The digest the draft's tag names now, or None if it does not exist."""
+        try:
+            return self.repo.resolve(self.reference).digest
+        except NotFoundError:
+            return None
 
 
 def download_file(repo: Repository, f: IndexedFile, dest: str) -> None:
@@ -597,6 +683,15 @@ def download_file(repo: Repository, f: IndexedFile, dest: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _index(stream: LayerStream, entries: list[Entry]) -> list[list[Any]]:
+    """A layer's file index: ``[path, size, sha256, offset]`` per file, then ``[dir + "/", 0, "", 0]``
+    for each directory with nothing below it (so an empty directory lists, as in MLflow's stores)."""
+    files: list[list[Any]] = [[f.path, f.size, f.sha256, f.offset] for f in stream.files]
+    parents = {e.name.rsplit("/", 1)[0] for e in entries if "/" in e.name}
+    files += [[e.name + "/", 0, "", 0] for e in entries if e.is_dir and e.name not in parents]
+    return files
 
 
 def _base_kind(kind: str) -> str:

@@ -86,6 +86,7 @@ class MlflowServer:
             **os.environ,
             "MLFLOW_MODELKIT_NO_PROGRESS": "1",
             "PYTHONUNBUFFERED": "1",
+            "XDG_CACHE_HOME": str(self.workdir / "cache"),  # the plugin's stat cache stays in the test dir
         }
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import threading
 import uuid
 from dataclasses import dataclass
@@ -163,6 +164,19 @@ def test_entry_point_builds_our_repository(store: Store) -> None:
     repo = store.repo(RUN)
     assert type(repo) is ModelKitArtifactRepository
     assert repo.list_artifacts() == []  # an empty draft, not an error
+
+
+def test_plugin_registers_when_imported_before_mlflow(tmp_path: Path) -> None:
+    """Importing the plugin first (a notebook, the CLI) must not leave ``modelkit`` unregistered."""
+    code = (
+        "import mlflow_plugin.artifact_repo\n"
+        "from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository\n"
+        f"print(type(get_artifact_repository('modelkit://{tmp_path}/kits/x')).__name__)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "ModelKitArtifactRepository"
+    assert "Failure attempting to register" not in r.stderr
 
 
 def test_log_artifact_and_download(store: Store, tmp_path: Path) -> None:
@@ -323,6 +337,49 @@ def test_partially_shadowed_directory_keeps_other_files(store: Store, tmp_path: 
     assert {k: v for k, v in tree_of(out).items() if k != "Kitfile"} == want
 
 
+def test_empty_directories_are_kept(store: Store, tmp_path: Path) -> None:
+    """Like MLflow's local store: an empty directory logged at a path lists and downloads."""
+    run = new_run()
+    (tmp_path / "empty").mkdir()
+    src = write(tmp_path / "src", {"f.txt": "f"})
+    (src / "hole" / "deeper").mkdir(parents=True)
+    store.repo(run).log_artifacts(str(tmp_path / "empty"), "e")
+    store.repo(run).log_artifacts(str(tmp_path / "empty"))  # at the root: adds nothing
+    store.repo(run).log_artifacts(str(src), "tree")
+    repo = store.repo(run)
+    assert tuples(repo.list_artifacts()) == [("e", True, None), ("tree", True, None)]
+    assert repo.list_artifacts("e") == []
+    assert tuples(repo.list_artifacts("tree")) == [("tree/f.txt", False, 1), ("tree/hole", True, None)]
+    assert tuples(repo.list_artifacts("tree/hole")) == [("tree/hole/deeper", True, None)]
+    with pytest.raises(MlflowException):
+        repo._download_file("e", str(tmp_path / "e-as-file"))
+    for download in (repo.download_artifacts, lambda p, d: ArtifactRepository.download_artifacts(repo, p, d)):
+        dst = tmp_path / f"dst-{uuid.uuid4().hex[:6]}"
+        dst.mkdir()
+        download("", str(dst))
+        assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*")) == [
+            "e",
+            "tree",
+            "tree/f.txt",
+            "tree/hole",
+            "tree/hole/deeper",
+        ]
+    # a file logged into the empty directory, then deleting it
+    store.repo(run).log_artifact(str(src / "f.txt"), "e")
+    assert tuples(store.repo(run).list_artifacts("e")) == [("e/f.txt", False, 1)]
+    store.repo(run).delete_artifacts("tree/hole")
+    assert tuples(store.repo(run).list_artifacts("tree")) == [("tree/f.txt", False, 1)]
+    out = tmp_path / "unpacked"
+    ops.unpack(store.ref(f"run-{run}"), str(out))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "Kitfile",
+        "e",
+        "e/f.txt",
+        "tree",
+        "tree/f.txt",
+    ]
+
+
 def test_concurrent_downloads_from_eight_threads(store: Store, tmp_path: Path) -> None:
     files = {f"f{i}.bin": os.urandom(150_000 + 1000 * i) for i in range(8)}
     run = new_run()
@@ -350,6 +407,36 @@ def test_concurrent_downloads_from_eight_threads(store: Store, tmp_path: Path) -
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_concurrent_writers_in_threads_lose_nothing(store: Store, tmp_path: Path) -> None:
+    """MLflow's async logging and user thread pools write one run from several threads."""
+    run = new_run()
+    expected: dict[str, bytes] = {}
+    src = tmp_path / "src"
+    for w in range(8):
+        for i in range(10):
+            rel = f"t{i % 3}/w{w}-{i}.txt"
+            expected[rel] = f"writer {w} file {i}".encode()
+            write(src / f"w{w}", {rel: expected[rel]})
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def worker(w: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(10):
+                store.repo(run).log_artifact(str(src / f"w{w}" / f"t{i % 3}" / f"w{w}-{i}.txt"), f"t{i % 3}")
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert tree_of(Path(store.repo(run).download_artifacts(""))) == expected
 
 
 def test_trace_data_round_trip(store: Store) -> None:

@@ -2,6 +2,8 @@
 
 >>> redact_url("https://bob:s3cret@github.com/org/repo.git")
 'https://github.com/org/repo.git'
+>>> redact_url("https://bob:p@ss@github.com/org/a@b.git")
+'https://github.com/org/a@b.git'
 
 No MLflow imports here: the run-context provider and provenance both use this module.
 """
@@ -15,7 +17,8 @@ import re
 import subprocess
 from importlib import metadata
 
-_CRED_RE = re.compile(r"(?<=://)[^/@\s]+@")
+# up to the *last* "@" of the authority: a password may contain a raw "@" ("bob:p@ss@host")
+_CRED_RE = re.compile(r"(?<=://)[^/\s]*@")
 
 
 def redact_url(url: str) -> str:
