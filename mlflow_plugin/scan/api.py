@@ -1,0 +1,294 @@
+"""Scan files, directories and kits without executing anything.
+
+>>> from mlflow_plugin.scan import scan                                  # doctest: +SKIP
+>>> report = scan("./model_dir")                                          # doctest: +SKIP
+>>> report.failed("high"), [f.rule for f in report.findings]              # doctest: +SKIP
+(True, ['pickle.unsafe-global'])
+
+Targets: a file, a directory (walked, symlinks not followed), or a kit reference
+(``oci:DIR:TAG`` or ``HOST/REPO:TAG``) whose layers are streamed from the store: every layer
+is verified against its digest while its tar members are scanned, and nothing is unpacked to
+disk (members that need random access, like zip archives, are spooled to a temporary file).
+Files are scanned in parallel threads where it helps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+from ..errors import ModelKitError
+from .context import Limits, Policy, ScanContext
+from .detect import HEAD, detect
+from .report import ScanReport, Severity
+
+log = logging.getLogger(__name__)
+Scanner = Callable[[ScanContext, str, IO[bytes], int], None]
+SPOOL_LIMIT = 32 << 20  # members up to this size are spooled in memory, larger ones to disk
+
+
+def _registry() -> dict[str, Scanner]:
+    """Format → scanner. Imported lazily so a missing optional library only disables one format."""
+    out: dict[str, Scanner] = {}
+    try:
+        from . import pickle_scan
+
+        out["pickle"] = pickle_scan.scan_pickle
+    except ImportError as e:  # pragma: no cover - a broken install
+        log.warning("pickle scanner unavailable: %s", e)
+    for fmt, mod, fn in (
+        ("npy", "numpy_scan", "scan_npy"),
+        ("zip", "containers", "scan_zip"),
+        ("tar", "containers", "scan_tar"),
+        ("gzip", "containers", "scan_compressed"),
+        ("bz2", "containers", "scan_compressed"),
+        ("xz", "containers", "scan_compressed"),
+        ("zstd", "containers", "scan_compressed"),
+        ("7z", "containers", "scan_7z"),
+        ("hdf5", "keras_scan", "scan_hdf5"),
+        ("safetensors", "tensor_formats", "scan_safetensors"),
+        ("gguf", "tensor_formats", "scan_gguf"),
+        ("protobuf", "protobuf_scan", "scan_protobuf"),
+        ("text", "secrets", "scan_text"),
+        ("json", "secrets", "scan_json"),
+    ):
+        try:
+            module = __import__(f"{__package__}.{mod}", fromlist=[fn])
+            out[fmt] = getattr(module, fn)
+        except (ImportError, AttributeError) as e:
+            log.debug("scanner for %s unavailable: %s", fmt, e)
+    return out
+
+
+_SCANNERS: dict[str, Scanner] | None = None
+
+
+def scanners() -> dict[str, Scanner]:
+    global _SCANNERS
+    if _SCANNERS is None:
+        _SCANNERS = _registry()
+    return _SCANNERS
+
+
+def dispatch(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
+    """Detect the format of ``stream`` and run its scanner; errors become findings."""
+    seekable = _seekable(stream)
+    if seekable:
+        start = stream.tell()
+        head = stream.read(HEAD)
+        stream.seek(start)
+    else:
+        stream, head = _Peek.wrap(stream)
+    fmt = detect(head, path)
+    ctx.record_file(path, fmt, size)
+    fn = scanners().get(fmt)
+    if fn is None:
+        if fmt == "7z":
+            ctx.report(path, Severity.MEDIUM, "scan.unsupported",
+                       "7z archive: no 7z library is installed, its members were not scanned", "py7zr missing")
+        return
+    try:
+        fn(ctx, path, stream, size)
+    except ModelKitError:
+        raise
+    except RecursionError:
+        ctx.report(path, Severity.HIGH, "scan.malformed", f"{fmt} structure nested too deeply to analyse")
+    except MemoryError:
+        ctx.report(path, Severity.HIGH, "scan.limit.memory", f"{fmt} content needs too much memory to analyse")
+    except Exception as e:  # a malformed file is a finding, never a crash
+        ctx.report(path, Severity.MEDIUM, "scan.malformed",
+                   f"{fmt} content could not be parsed: {type(e).__name__}: {str(e)[:160]}")
+
+
+class _Peek:
+    """Non-seekable stream with its first bytes buffered for detection."""
+
+    def __init__(self, raw: IO[bytes], head: bytes) -> None:
+        self.raw, self.buf = raw, head
+
+    @classmethod
+    def wrap(cls, raw: IO[bytes]) -> tuple[Any, bytes]:
+        head = b""
+        while len(head) < HEAD:
+            b = raw.read(HEAD - len(head))
+            if not b:
+                break
+            head += b
+        return cls(raw, head), head
+
+    def read(self, n: int = -1) -> bytes:
+        if self.buf:
+            if n < 0:
+                out, self.buf = self.buf + self.raw.read(), b""
+                return out
+            out, self.buf = self.buf[:n], self.buf[n:]
+            if len(out) < n:
+                out += self.raw.read(n - len(out))
+            return out
+        return self.raw.read(n)
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, ValueError):
+        return False
+
+
+def spool(stream: IO[bytes], size: int) -> IO[bytes]:
+    """A seekable copy of a non-seekable member (memory up to 32 MiB, else a temp file)."""
+    f: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT, prefix="modelkit-scan-")  # noqa: SIM115
+    shutil.copyfileobj(stream, f, 1 << 20)
+    f.seek(0)
+    return f
+
+
+def _new_context(target: str, limits: Limits | None, policy: Policy | None) -> ScanContext:
+    from .. import __version__
+
+    return ScanContext(ScanReport(target=target, version=__version__), limits or Limits(), policy or Policy(),
+                       dispatch=dispatch)
+
+
+def scan_file(path: str, limits: Limits | None = None, policy: Policy | None = None,
+              name: str | None = None) -> ScanReport:
+    """Scan one local file."""
+    ctx = _new_context(path, limits, policy)
+    _scan_one(ctx, path, name or os.path.basename(path))
+    return ctx.report_obj
+
+
+def _scan_one(ctx: ScanContext, full: str, rel: str) -> None:
+    try:
+        f = open(full, "rb")  # noqa: SIM115
+    except OSError as e:
+        ctx.report(rel, Severity.MEDIUM, "scan.unreadable", f"cannot read: {e.strerror}")
+        return
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        dispatch(ctx, rel, f, size)
+
+
+def scan_directory(root: str, limits: Limits | None = None, policy: Policy | None = None,
+                   workers: int | None = None) -> ScanReport:
+    """Scan every regular file under ``root`` (symlinks reported, not followed), in parallel."""
+    files: list[tuple[str, str]] = []
+    report = ScanReport(target=root)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            if os.path.islink(full):
+                report.add_symlink = None  # type: ignore[attr-defined]
+                ctx = _new_context(root, limits, policy)
+                ctx.report(rel, Severity.LOW, "scan.symlink", f"symlink to {os.readlink(full)!r} not followed")
+                report.findings += ctx.report_obj.findings
+                continue
+            files.append((full, rel))
+    workers = workers or min(4, (os.cpu_count() or 2))
+
+    def one(item: tuple[str, str]) -> ScanReport:
+        ctx = _new_context(root, limits, policy)
+        _scan_one(ctx, item[0], item[1])
+        return ctx.report_obj
+
+    # big files first so the pool stays busy
+    files.sort(key=lambda it: -os.path.getsize(it[0]))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for r in pool.map(one, files):
+            report.files += r.files
+            report.findings += r.findings
+    from .. import __version__
+
+    report.version = __version__
+    report.files.sort(key=lambda f: f.path)
+    return report
+
+
+def scan_kit(ref: str, limits: Limits | None = None, policy: Policy | None = None,
+             **registry_options: Any) -> ScanReport:
+    """Scan every layer of a kit, streamed from its store and verified while read."""
+    import tarfile
+
+    from ..stores import open_location
+    from ..kit.unpack import _Decompressed, safe_member_path
+    from ..kit.mediatypes import parse_layer_media_type
+    import json
+
+    repo, loc = open_location(ref, default_tag="latest", **registry_options)
+    ctx = _new_context(str(loc), limits, policy)
+    try:
+        data, _mt, digest = repo.get_manifest(loc.reference or "latest")
+        m = json.loads(data)
+        ctx.report_obj.target = f"{loc}@{digest}" if "@" not in str(loc) else str(loc)
+        for layer in m.get("layers") or []:
+            parsed = parse_layer_media_type(layer.get("mediaType", ""))
+            ld = layer["digest"]
+            with repo.open_blob(ld, layer.get("size")) as blob:
+                if parsed is None or parsed[1] != "tar":
+                    dispatch(ctx, f"{ld}", blob, layer.get("size", 0))
+                else:
+                    stream = blob if parsed[2] == "none" else _Decompressed(blob, parsed[2])
+                    with tarfile.open(fileobj=stream, mode="r|") as tf:
+                        for member in tf:
+                            if not member.isfile():
+                                continue
+                            try:
+                                rel = safe_member_path(member.name)
+                            except ModelKitError as e:
+                                ctx.report(member.name, Severity.HIGH, "kit.unsafe-path", str(e))
+                                continue
+                            f = tf.extractfile(member)
+                            assert f is not None
+                            if member.size <= SPOOL_LIMIT or not _needs_seek(f):
+                                member_stream = spool(f, member.size)
+                            else:
+                                member_stream = spool(f, member.size)
+                            with member_stream:
+                                dispatch(ctx, rel, member_stream, member.size)
+                # read to EOF: the digest check runs at the end of the blob
+                while blob.read(1 << 20):
+                    pass
+                verify = getattr(blob, "verify", None)
+                if verify:
+                    verify()
+    finally:
+        repo.close()
+    return ctx.report_obj
+
+
+def _needs_seek(_f: IO[bytes]) -> bool:
+    return True
+
+
+def scan(target: str, limits: Limits | None = None, policy: Policy | None = None,
+         **registry_options: Any) -> ScanReport:
+    """Scan a file, a directory or a kit reference; see the module docstring.
+
+    >>> scan("model.pkl").failed("high")                                   # doctest: +SKIP
+    """
+    if os.path.isdir(target):
+        return scan_directory(target, limits, policy)
+    if os.path.isfile(target):
+        return scan_file(target, limits, policy)
+    if target.startswith("oci:") or ("/" in target and (":" in target or "@" in target)):
+        return scan_kit(target, limits, policy, **registry_options)
+    raise ModelKitError(f"nothing to scan at {target!r}: give a file, a directory or a kit reference "
+                        "(oci:DIR:TAG or HOST/REPO:TAG)")
+
+
+def sha256_of(stream: IO[bytes]) -> str:
+    h = hashlib.sha256()
+    for b in iter(lambda: stream.read(1 << 20), b""):
+        h.update(b)
+    return h.hexdigest()
