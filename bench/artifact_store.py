@@ -194,15 +194,15 @@ def main() -> None:
             out = work / "pulled-curl.bin"
             dst = work / "download"
 
-            def curl_get() -> None:
+            def curl_get(rnd: int = rnd, out: Path = out) -> None:
                 os.sync()
-                note("curl GET", curl_pull(server.host, f"bench/curl{rnd}", digest, out))  # noqa: B023
+                note("curl GET", curl_pull(server.host, f"bench/curl{rnd}", digest, out))
                 out.unlink(missing_ok=True)
 
-            def ours_get() -> None:
+            def ours_get(uri: str = uri, dst: Path = dst) -> None:
                 shutil.rmtree(dst, ignore_errors=True)
                 dst.mkdir()
-                note("modelkit download", run("download", uri, dst=str(dst), env=env))  # noqa: B023
+                note("modelkit download", run("download", uri, dst=str(dst), env=env))
                 shutil.rmtree(dst, ignore_errors=True)
 
             # alternate who goes first: the VM's disk write-back punishes whoever follows a big write
