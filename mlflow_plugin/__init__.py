@@ -2,18 +2,21 @@
 
 The stable public API (everything else is implementation detail)::
 
-    from mlflow_plugin import pack, push, pull, unpack, inspect
+    from mlflow_plugin import pack, push, pull, unpack, inspect, scan
 
     digest = pack("./my-model", "oci:./kits/fraud:v1")
     push("oci:./kits/fraud:v1", "localhost:5000/team/fraud:v1")
     unpack("localhost:5000/team/fraud:v1", "./out", filters=["model"])
+    report = scan("./out")              # static scan, nothing is executed
+    report.failed("high")               # True if any finding is high or critical
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import scan  # a callable package: scan(target) -> ScanReport (see mlflow_plugin.scan.api)
 from .errors import ModelKitError
 from .ops import inspect, list_tags, pack, pull, push, unpack
 
-__all__ = ["ModelKitError", "__version__", "inspect", "list_tags", "pack", "pull", "push", "unpack"]
+__all__ = ["ModelKitError", "__version__", "inspect", "list_tags", "pack", "pull", "push", "scan", "unpack"]

@@ -195,6 +195,65 @@ def inspect(ref: str, as_json: bool) -> None:
         click.echo(json.dumps(info.config, indent=2))
 
 
+@main.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print the machine report (JSON) on stdout.")
+@click.option("--sarif", "sarif", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write a SARIF 2.1.0 report to this file ('-' for stdout).")
+@click.option("--fail-on", default="high", show_default=True,
+              type=click.Choice(["critical", "high", "medium", "low", "info"], case_sensitive=False),
+              help="Exit 1 if any finding is at or above this severity.")
+@click.option("--allow-global", "allow_globals", multiple=True, metavar="MODULE.NAME",
+              help="Trust this pickle global (repeatable), e.g. mypkg.MyEstimator.")
+@click.option("--allow-module", "allow_modules", multiple=True, metavar="MODULE",
+              help="Trust every global of this module (repeatable; prefer --allow-global).")
+def scan(target: str, as_json: bool, sarif: str | None, fail_on: str, allow_globals: tuple[str, ...],
+         allow_modules: tuple[str, ...]) -> None:
+    """Scan a file, a directory or a kit (oci:DIR:TAG, HOST/REPO:TAG) without executing anything.
+
+    Exit status: 0 clean, 1 findings at or above --fail-on, 2 error.
+    """
+    from .scan.api import scan as run_scan
+    from .scan.context import Policy
+    from .scan.report import Severity
+
+    policy = Policy(allow_globals=frozenset(allow_globals), allow_modules=frozenset(allow_modules))
+    report = run_scan(target, policy=policy)
+    if sarif:
+        data = json.dumps(report.to_sarif(), indent=2)
+        if sarif == "-":
+            click.echo(data)
+        else:
+            with open(sarif, "w", encoding="utf-8") as f:
+                f.write(data + "\n")
+    if as_json:
+        click.echo(report.dumps())
+    elif sarif != "-":
+        _print_report(report)
+    sys.exit(1 if report.failed(Severity.parse(fail_on)) else 0)
+
+
+def _print_report(report: Any) -> None:
+    counts = report.counts()
+    formats: dict[str, int] = {}
+    for f in report.files:
+        formats[f.format] = formats.get(f.format, 0) + 1
+    fmt = ", ".join(f"{n} {k}" for k, n in sorted(formats.items(), key=lambda kv: -kv[1]))
+    click.echo(f"Scanned {report.target}: {len(report.files)} files ({fmt or 'none'})")
+    if not report.findings:
+        click.echo("No findings.")
+        return
+    w = max(len(f.path) for f in report.findings)
+    w = min(max(w, 4), 60)
+    click.echo(f"{'SEVERITY':<9} {'PATH':<{w}}  {'RULE':<28} MESSAGE")
+    for f in report.sorted_findings():
+        path = f.path if len(f.path) <= w else "…" + f.path[-(w - 1):]
+        ev = f" [{f.evidence}]" if f.evidence else ""
+        click.echo(f"{str(f.severity).upper():<9} {path:<{w}}  {f.rule:<28} {f.message}{ev}")
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    click.echo(f"{len(report.findings)} findings: {summary}")
+
+
 @main.command(name="list")
 @click.argument("repository")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
