@@ -90,8 +90,13 @@ def dispatch(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
     fn = scanners().get(fmt)
     if fn is None:
         if fmt == "7z":
-            ctx.report(path, Severity.MEDIUM, "scan.unsupported",
-                       "7z archive: no 7z library is installed, its members were not scanned", "py7zr missing")
+            ctx.report(
+                path,
+                Severity.MEDIUM,
+                "scan.unsupported",
+                "7z archive: no 7z library is installed, its members were not scanned",
+                "py7zr missing",
+            )
         return
     try:
         fn(ctx, path, stream, size)
@@ -100,10 +105,16 @@ def dispatch(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
     except RecursionError:
         ctx.report(path, Severity.HIGH, "scan.malformed", f"{fmt} structure nested too deeply to analyse")
     except MemoryError:
-        ctx.report(path, Severity.HIGH, "scan.limit.memory", f"{fmt} content needs too much memory to analyse")
+        ctx.report(
+            path, Severity.HIGH, "scan.limit.memory", f"{fmt} content needs too much memory to analyse"
+        )
     except Exception as e:  # a malformed file is a finding, never a crash
-        ctx.report(path, Severity.MEDIUM, "scan.malformed",
-                   f"{fmt} content could not be parsed: {type(e).__name__}: {str(e)[:160]}")
+        ctx.report(
+            path,
+            Severity.MEDIUM,
+            "scan.malformed",
+            f"{fmt} content could not be parsed: {type(e).__name__}: {str(e)[:160]}",
+        )
 
 
 class _Peek:
@@ -155,12 +166,17 @@ def spool(stream: IO[bytes], size: int) -> IO[bytes]:
 def _new_context(target: str, limits: Limits | None, policy: Policy | None) -> ScanContext:
     from .. import __version__
 
-    return ScanContext(ScanReport(target=target, version=__version__), limits or Limits(), policy or Policy(),
-                       dispatch=dispatch)
+    return ScanContext(
+        ScanReport(target=target, version=__version__),
+        limits or Limits(),
+        policy or Policy(),
+        dispatch=dispatch,
+    )
 
 
-def scan_file(path: str, limits: Limits | None = None, policy: Policy | None = None,
-              name: str | None = None) -> ScanReport:
+def scan_file(
+    path: str, limits: Limits | None = None, policy: Policy | None = None, name: str | None = None
+) -> ScanReport:
     """Scan one local file."""
     ctx = _new_context(path, limits, policy)
     _scan_one(ctx, path, name or os.path.basename(path))
@@ -178,8 +194,9 @@ def _scan_one(ctx: ScanContext, full: str, rel: str) -> None:
         dispatch(ctx, rel, f, size)
 
 
-def scan_directory(root: str, limits: Limits | None = None, policy: Policy | None = None,
-                   workers: int | None = None) -> ScanReport:
+def scan_directory(
+    root: str, limits: Limits | None = None, policy: Policy | None = None, workers: int | None = None
+) -> ScanReport:
     """Scan every regular file under ``root`` (symlinks reported, not followed), in parallel."""
     files: list[tuple[str, str]] = []
     report = ScanReport(target=root)
@@ -191,7 +208,9 @@ def scan_directory(root: str, limits: Limits | None = None, policy: Policy | Non
             if os.path.islink(full):
                 report.add_symlink = None  # type: ignore[attr-defined]
                 ctx = _new_context(root, limits, policy)
-                ctx.report(rel, Severity.LOW, "scan.symlink", f"symlink to {os.readlink(full)!r} not followed")
+                ctx.report(
+                    rel, Severity.LOW, "scan.symlink", f"symlink to {os.readlink(full)!r} not followed"
+                )
                 report.findings += ctx.report_obj.findings
                 continue
             files.append((full, rel))
@@ -215,15 +234,16 @@ def scan_directory(root: str, limits: Limits | None = None, policy: Policy | Non
     return report
 
 
-def scan_kit(ref: str, limits: Limits | None = None, policy: Policy | None = None,
-             **registry_options: Any) -> ScanReport:
+def scan_kit(
+    ref: str, limits: Limits | None = None, policy: Policy | None = None, **registry_options: Any
+) -> ScanReport:
     """Scan every layer of a kit, streamed from its store and verified while read."""
+    import json
     import tarfile
 
-    from ..stores import open_location
-    from ..kit.unpack import _Decompressed, safe_member_path
     from ..kit.mediatypes import parse_layer_media_type
-    import json
+    from ..kit.unpack import _Decompressed, safe_member_path
+    from ..stores import open_location
 
     repo, loc = open_location(ref, default_tag="latest", **registry_options)
     ctx = _new_context(str(loc), limits, policy)
@@ -271,8 +291,9 @@ def _needs_seek(_f: IO[bytes]) -> bool:
     return True
 
 
-def scan(target: str, limits: Limits | None = None, policy: Policy | None = None,
-         **registry_options: Any) -> ScanReport:
+def scan(
+    target: str, limits: Limits | None = None, policy: Policy | None = None, **registry_options: Any
+) -> ScanReport:
     """Scan a file, a directory or a kit reference; see the module docstring.
 
     >>> scan("model.pkl").failed("high")                                   # doctest: +SKIP
@@ -283,8 +304,10 @@ def scan(target: str, limits: Limits | None = None, policy: Policy | None = None
         return scan_file(target, limits, policy)
     if target.startswith("oci:") or ("/" in target and (":" in target or "@" in target)):
         return scan_kit(target, limits, policy, **registry_options)
-    raise ModelKitError(f"nothing to scan at {target!r}: give a file, a directory or a kit reference "
-                        "(oci:DIR:TAG or HOST/REPO:TAG)")
+    raise ModelKitError(
+        f"nothing to scan at {target!r}: give a file, a directory or a kit reference "
+        "(oci:DIR:TAG or HOST/REPO:TAG)"
+    )
 
 
 def sha256_of(stream: IO[bytes]) -> str:

@@ -20,23 +20,23 @@ from .report import FileRecord, Finding, ScanReport, Severity
 class Limits:
     """Resource limits; exceeding one is a finding (``scan.limit``), never a crash or a hang."""
 
-    max_depth: int = 6                 # container nesting
-    max_member_size: int = 64 << 30    # one decompressed member
-    max_total_bytes: int = 256 << 30   # everything decompressed in one scan
-    max_ratio: float = 250.0           # decompressed / compressed size of a member
-    max_members: int = 200_000         # entries in one container
-    max_pickle_ops: int = 50_000_000   # opcodes in one pickle stream
-    max_memo: int = 10_000_000         # distinct memo slots
-    max_stack: int = 1_000_000         # pickle stack depth (items)
-    max_text_scan: int = 16 << 20      # bytes of a text file checked for secrets
+    max_depth: int = 6  # container nesting
+    max_member_size: int = 64 << 30  # one decompressed member
+    max_total_bytes: int = 256 << 30  # everything decompressed in one scan
+    max_ratio: float = 250.0  # decompressed / compressed size of a member
+    max_members: int = 200_000  # entries in one container
+    max_pickle_ops: int = 50_000_000  # opcodes in one pickle stream
+    max_memo: int = 10_000_000  # distinct memo slots
+    max_stack: int = 1_000_000  # pickle stack depth (items)
+    max_text_scan: int = 16 << 20  # bytes of a text file checked for secrets
 
 
 @dataclass
 class Policy:
     """Allowlist extensions (admin config / ``--allow-global``)."""
 
-    allow_globals: frozenset[str] = frozenset()   # "module.qualname" entries, exact
-    allow_modules: frozenset[str] = frozenset()   # "module" prefixes the admin trusts entirely
+    allow_globals: frozenset[str] = frozenset()  # "module.qualname" entries, exact
+    allow_modules: frozenset[str] = frozenset()  # "module" prefixes the admin trusts entirely
 
 
 @dataclass
@@ -51,7 +51,9 @@ class ScanContext:
     dispatch: Callable[[ScanContext, str, IO[bytes], int], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def report(self, path: str, severity: Severity | str, rule: str, message: str, evidence: str = "") -> None:
+    def report(
+        self, path: str, severity: Severity | str, rule: str, message: str, evidence: str = ""
+    ) -> None:
         """Record a finding (evidence is truncated to 200 characters; never include secrets in full)."""
         ev = evidence if len(evidence) <= 200 else evidence[:197] + "..."
         self.report_obj.add(Finding(path, Severity.parse(severity), rule, message, ev))
@@ -62,13 +64,21 @@ class ScanContext:
     def scan_member(self, path: str, stream: IO[bytes], size: int) -> None:
         """Scan a container member one level deeper (limits enforced here)."""
         if self.depth + 1 > self.limits.max_depth:
-            self.report(path, Severity.MEDIUM, "scan.limit.depth",
-                        f"containers nested deeper than {self.limits.max_depth} levels; not scanned further")
+            self.report(
+                path,
+                Severity.MEDIUM,
+                "scan.limit.depth",
+                f"containers nested deeper than {self.limits.max_depth} levels; not scanned further",
+            )
             return
         self.total_bytes += size
         if self.total_bytes > self.limits.max_total_bytes:
-            self.report(path, Severity.MEDIUM, "scan.limit.total",
-                        f"more than {self.limits.max_total_bytes} bytes decompressed in one scan; stopped")
+            self.report(
+                path,
+                Severity.MEDIUM,
+                "scan.limit.total",
+                f"more than {self.limits.max_total_bytes} bytes decompressed in one scan; stopped",
+            )
             return
         assert self.dispatch is not None
         self.depth += 1

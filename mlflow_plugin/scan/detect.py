@@ -96,6 +96,10 @@ def _protocol0_pickle(head: bytes) -> bool:
     """Protocol 0–1 pickles: ASCII opcodes, must end with STOP somewhere; check the first opcodes."""
     # cheap structural check: c<module>\n<name>\n  or  (lp0 / (dp0 / I123\n / S'..'
     if head.startswith(b"c") and b"\n" in head[:256]:
-        first = head[1:head.index(b"\n")]
+        first = head[1 : head.index(b"\n")]
         return first.replace(b".", b"").replace(b"_", b"").isalnum()
-    return head[:2] in (b"(l", b"(d", b"(i", b"(c", b"]q", b"}q", b"(t", b"(V", b"(S") or head[:1] in (b"I", b"S", b"V")
+    return head[:2] in (b"(l", b"(d", b"(i", b"(c", b"]q", b"}q", b"(t", b"(V", b"(S") or head[:1] in (
+        b"I",
+        b"S",
+        b"V",
+    )

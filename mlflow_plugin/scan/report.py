@@ -52,8 +52,13 @@ class Finding:
     evidence: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "severity": str(self.severity), "rule": self.rule, "message": self.message,
-                "evidence": self.evidence}
+        return {
+            "path": self.path,
+            "severity": str(self.severity),
+            "rule": self.rule,
+            "message": self.message,
+            "evidence": self.evidence,
+        }
 
 
 @dataclass
@@ -104,8 +109,11 @@ class ScanReport:
             "scanner": {"name": self.scanner, "version": self.version},
             "files": [asdict(f) for f in self.files],
             "findings": [f.to_json() for f in self.sorted_findings()],
-            "summary": {"files": len(self.files), "findings": self.counts(),
-                        "max_severity": str(self.max_severity) if self.max_severity is not None else None},
+            "summary": {
+                "files": len(self.files),
+                "findings": self.counts(),
+                "max_severity": str(self.max_severity) if self.max_severity is not None else None,
+            },
         }
 
     def dumps(self) -> str:
@@ -113,36 +121,61 @@ class ScanReport:
 
     def to_sarif(self) -> dict[str, Any]:
         """SARIF 2.1.0 for code-scanning tools (GitHub, GitLab, VS Code SARIF viewer)."""
-        level = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
-                 Severity.LOW: "note", Severity.INFO: "note"}
+        level = {
+            Severity.CRITICAL: "error",
+            Severity.HIGH: "error",
+            Severity.MEDIUM: "warning",
+            Severity.LOW: "note",
+            Severity.INFO: "note",
+        }
         rules: dict[str, dict[str, Any]] = {}
         results = []
         for f in self.sorted_findings():
-            rules.setdefault(f.rule, {"id": f.rule, "shortDescription": {"text": f.rule},
-                                      "properties": {"security-severity": _sarif_score(f.severity)}})
+            rules.setdefault(
+                f.rule,
+                {
+                    "id": f.rule,
+                    "shortDescription": {"text": f.rule},
+                    "properties": {"security-severity": _sarif_score(f.severity)},
+                },
+            )
             outer, _, inner = f.path.partition("!")
             loc: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": outer}}}
             if inner:
                 loc["logicalLocations"] = [{"fullyQualifiedName": f.path, "kind": "member"}]
-            results.append({
-                "ruleId": f.rule,
-                "level": level[f.severity],
-                "message": {"text": f.message + (f" (evidence: {f.evidence})" if f.evidence else "")},
-                "locations": [loc],
-                "properties": {"severity": str(f.severity), "member": inner or None},
-            })
+            results.append(
+                {
+                    "ruleId": f.rule,
+                    "level": level[f.severity],
+                    "message": {"text": f.message + (f" (evidence: {f.evidence})" if f.evidence else "")},
+                    "locations": [loc],
+                    "properties": {"severity": str(f.severity), "member": inner or None},
+                }
+            )
         return {
             "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
             "version": "2.1.0",
-            "runs": [{
-                "tool": {"driver": {"name": self.scanner, "version": self.version or "0",
-                                    "informationUri": "https://github.com/mlflow-modelkit",
-                                    "rules": list(rules.values())}},
-                "results": results,
-            }],
+            "runs": [
+                {
+                    "tool": {
+                        "driver": {
+                            "name": self.scanner,
+                            "version": self.version or "0",
+                            "informationUri": "https://github.com/mlflow-modelkit",
+                            "rules": list(rules.values()),
+                        }
+                    },
+                    "results": results,
+                }
+            ],
         }
 
 
 def _sarif_score(s: Severity) -> str:
-    return {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5", Severity.LOW: "3.0",
-            Severity.INFO: "0.0"}[s]
+    return {
+        Severity.CRITICAL: "9.5",
+        Severity.HIGH: "8.0",
+        Severity.MEDIUM: "5.5",
+        Severity.LOW: "3.0",
+        Severity.INFO: "0.0",
+    }[s]
