@@ -61,9 +61,29 @@ def _mlflow_error(e: Exception) -> MlflowException:
     return MlflowException(str(e), error_code=code)
 
 
-def _verifier_for(loc: ArtifactLocation) -> Any:
-    """Trust-policy hook for published kits (filled in by the publish/verify layer)."""
-    return None
+def _verifier_for(loc: ArtifactLocation, repo: Repository) -> Any:
+    """Verify-on-load: published kits must satisfy the admin's trust policy before any byte is written.
+
+    Drafts (runs being logged) are not checked. With ``policy.require_signature`` (config file or
+    ``MLFLOW_MODELKIT_REQUIRE_SIGNATURE``), the manifest's digest must carry a signature and the
+    required attestations by a trusted key, and the scan verdict must be within the policy; every
+    file is then checked against the SHA-256 in the signed manifest's file index as it downloads.
+    """
+    if not loc.read_only:
+        return None
+    from .config import load_config
+
+    cfg = load_config()
+    if not cfg.require_signature:
+        return None
+    from .trust.verify import TrustPolicy, load_verifier
+
+    if not cfg.trusted_keys:
+        raise ModelKitError(
+            f"refusing to load {loc}: require_signature is on but no trusted keys are configured "
+            "(signing.trusted_keys / MLFLOW_MODELKIT_TRUSTED_KEYS)"
+        )
+    return load_verifier(repo, TrustPolicy.from_config(cfg), str(loc))
 
 
 class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
@@ -104,7 +124,10 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
                 except ModelKitError as e:
                     raise _mlflow_error(e) from None
                 kit = DraftKit(
-                    repo, loc.reference or "", read_only=loc.read_only, verify_manifest=_verifier_for(loc)
+                    repo,
+                    loc.reference or "",
+                    read_only=loc.read_only,
+                    verify_manifest=self._call(_verifier_for, loc, repo),
                 )
                 self._kits[key] = kit
         return kit, loc.path

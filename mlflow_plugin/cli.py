@@ -156,6 +156,34 @@ def unpack(
             progress=_Bars(stack),
         )
     click.echo(f"unpacked {len(files)} files into {directory}")
+    if not filters:
+        sig = _write_model_sig(ref, directory, overwrite)
+        if sig:
+            click.echo(
+                f"wrote {sig} (check it: model_signing verify key {directory} --signature {sig} "
+                "--public_key cosign.pub)"
+            )
+
+
+def _write_model_sig(ref: str, directory: str, overwrite: bool) -> str | None:
+    """Write the kit's OpenSSF model_signing bundle (if it has one) as DIR/model.sig."""
+    from .stores import open_location
+    from .trust.attach import PRED_OMS, list_attachments
+
+    repo, loc = open_location(ref, default_tag="latest")
+    try:
+        digest = repo.resolve(loc.reference or "latest").digest
+        oms = [a for a in list_attachments(repo, digest) if a.predicate_type == PRED_OMS]
+    finally:
+        repo.close()
+    if not oms:
+        return None
+    path = os.path.join(directory, "model.sig")
+    if os.path.exists(path) and not overwrite:
+        raise ModelKitError(f"{path} already exists; use --overwrite")
+    with open(path, "wb") as f:
+        f.write(oms[0].bundle)
+    return path
 
 
 @main.command()
@@ -198,17 +226,41 @@ def inspect(ref: str, as_json: bool) -> None:
 @main.command()
 @click.argument("target")
 @click.option("--json", "as_json", is_flag=True, help="Print the machine report (JSON) on stdout.")
-@click.option("--sarif", "sarif", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Also write a SARIF 2.1.0 report to this file ('-' for stdout).")
-@click.option("--fail-on", default="high", show_default=True,
-              type=click.Choice(["critical", "high", "medium", "low", "info"], case_sensitive=False),
-              help="Exit 1 if any finding is at or above this severity.")
-@click.option("--allow-global", "allow_globals", multiple=True, metavar="MODULE.NAME",
-              help="Trust this pickle global (repeatable), e.g. mypkg.MyEstimator.")
-@click.option("--allow-module", "allow_modules", multiple=True, metavar="MODULE",
-              help="Trust every global of this module (repeatable; prefer --allow-global).")
-def scan(target: str, as_json: bool, sarif: str | None, fail_on: str, allow_globals: tuple[str, ...],
-         allow_modules: tuple[str, ...]) -> None:
+@click.option(
+    "--sarif",
+    "sarif",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Also write a SARIF 2.1.0 report to this file ('-' for stdout).",
+)
+@click.option(
+    "--fail-on",
+    default="high",
+    show_default=True,
+    type=click.Choice(["critical", "high", "medium", "low", "info"], case_sensitive=False),
+    help="Exit 1 if any finding is at or above this severity.",
+)
+@click.option(
+    "--allow-global",
+    "allow_globals",
+    multiple=True,
+    metavar="MODULE.NAME",
+    help="Trust this pickle global (repeatable), e.g. mypkg.MyEstimator.",
+)
+@click.option(
+    "--allow-module",
+    "allow_modules",
+    multiple=True,
+    metavar="MODULE",
+    help="Trust every global of this module (repeatable; prefer --allow-global).",
+)
+def scan(
+    target: str,
+    as_json: bool,
+    sarif: str | None,
+    fail_on: str,
+    allow_globals: tuple[str, ...],
+    allow_modules: tuple[str, ...],
+) -> None:
     """Scan a file, a directory or a kit (oci:DIR:TAG, HOST/REPO:TAG) without executing anything.
 
     Exit status: 0 clean, 1 findings at or above --fail-on, 2 error.
@@ -247,11 +299,185 @@ def _print_report(report: Any) -> None:
     w = min(max(w, 4), 60)
     click.echo(f"{'SEVERITY':<9} {'PATH':<{w}}  {'RULE':<28} MESSAGE")
     for f in report.sorted_findings():
-        path = f.path if len(f.path) <= w else "…" + f.path[-(w - 1):]
+        path = f.path if len(f.path) <= w else "…" + f.path[-(w - 1) :]
         ev = f" [{f.evidence}]" if f.evidence else ""
         click.echo(f"{str(f.severity).upper():<9} {path:<{w}}  {f.rule:<28} {f.message}{ev}")
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     click.echo(f"{len(report.findings)} findings: {summary}")
+
+
+@main.command()
+@click.option(
+    "-o", "--output", "out_dir", default=".", show_default=True, help="Directory for cosign.key/.pub."
+)
+def keygen(out_dir: str) -> None:
+    """Create an ECDSA P-256 key pair: cosign.key (encrypted PKCS8, 0600) and cosign.pub.
+
+    The passphrase comes from MLFLOW_MODELKIT_KEY_PASSWORD or a prompt.
+    """
+    from .trust import keys
+
+    password = keys.passphrase_from_env(confirm=True)
+    if not password:
+        raise ModelKitError("a passphrase is required: set MLFLOW_MODELKIT_KEY_PASSWORD or run in a terminal")
+    priv, pub = keys.generate_keypair(out_dir, password)
+    click.echo(f"private key: {priv} (encrypted, mode 0600)")
+    click.echo(f"public key:  {pub}  key id {keys.key_id(keys.load_public_key(pub))[:16]}")
+
+
+@main.command()
+@click.argument("run")
+@click.option("--tag", "tag", required=True, help="Tag of the published kit, e.g. v1.")
+@click.option("--key", "key", help="Signing key (cosign.key); default: signing.key from the admin config.")
+@click.option(
+    "--repository", help="Publish into another repository (HOST/REPO or oci:DIR); default: the run's."
+)
+@click.option(
+    "--model", "model", help="Name or id of the logged model to publish (default: the run's first)."
+)
+@click.option("--register", "register_as", help="Also register a model version under this name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def publish(
+    run: str,
+    tag: str,
+    key: str | None,
+    repository: str | None,
+    model: str | None,
+    register_as: str | None,
+    as_json: bool,
+) -> None:
+    """Publish RUN (runs:/<id> or the run id) as a hardened kit: scanned, attested, signed, tagged."""
+    from .config import load_config
+    from .publish import STAGES, PublishBlocked, publish_run
+
+    run_id = run.removeprefix("runs:/").strip("/").split("/")[0]
+    cfg = load_config()
+    bar = None
+    if _progress_enabled():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(STAGES), desc="publish", leave=False, file=sys.stderr)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if bar is not None:
+            bar.set_description(stage)
+            if done == total:
+                bar.update(1)
+
+    try:
+        r = publish_run(
+            run_id,
+            tag=tag,
+            key=key,
+            repository=repository,
+            model=model,
+            register_as=register_as,
+            config=cfg,
+            progress=progress,
+        )
+    except PublishBlocked as e:
+        if as_json:
+            click.echo(
+                json.dumps({"published": False, "reason": str(e), "scan": e.report.to_json()}, indent=2)
+            )
+        else:
+            _print_report(e.report)
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        out = {
+            "published": True,
+            "reference": r.reference,
+            "digest": r.digest,
+            "model_uri": r.model_uri,
+            "scan": r.scan.to_json()["summary"],
+            "attachments": r.attachments,
+            "reused_signatures": r.reused_signatures,
+            "model_version": r.model_version,
+        }
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"{r.reference}@{r.digest}")
+    verdict = (
+        "clean" if not r.scan.findings else f"{len(r.scan.findings)} findings, highest {r.scan.max_severity}"
+    )
+    click.echo(f"  scan:         {verdict} ({len(r.scan.files)} files)")
+    click.echo(f"  signed:       yes{' (existing signatures reused)' if r.reused_signatures else ''}")
+    click.echo(
+        f"  attestations: {', '.join(sorted(k for k in r.attachments if k != 'signature')) or 'reused'}"
+    )
+    click.echo(f"  load with:    mlflow.pyfunc.load_model({r.model_uri!r})")
+    if r.model_version:
+        click.echo(f"  registered:   models:/{register_as}/{r.model_version}")
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--key", "keys_", multiple=True, help="Trusted public key (repeatable); default: the config's.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--no-deep", is_flag=True, help="Skip re-hashing every blob.")
+def verify(ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool) -> None:
+    """Verify signatures, attestations, scan verdict and every digest of REF. Exit 0 only if all hold."""
+    from .config import load_config
+    from .trust.verify import TrustPolicy, verify_kit
+
+    policy = TrustPolicy.from_config(load_config(), keys=list(keys_) or None)
+    with ExitStack() as stack:
+        result = verify_kit(ref, policy, deep=not no_deep, progress=_Bars(stack)("verify blobs", None))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(f"{result.reference}  {result.digest}")
+        for c in result.checks:
+            click.echo(f"  {'PASS' if c.ok else 'FAIL'}  {c.name:<24} {c.detail}")
+        click.echo("verified" if result.ok else "NOT verified")
+    sys.exit(0 if result.ok else 1)
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--key", "keys_", multiple=True, help="Trusted public key (repeatable); default: the config's.")
+@click.option("--json", "as_json", is_flag=True, help="Print the in-toto statement as JSON.")
+def provenance(ref: str, keys_: tuple[str, ...], as_json: bool) -> None:
+    """Show the verified SLSA provenance of REF."""
+    from .config import load_config
+    from .trust.verify import TrustPolicy, verify_kit
+
+    policy = TrustPolicy.from_config(load_config(), keys=list(keys_) or None)
+    policy.required_attestations = ["provenance"]
+    result = verify_kit(ref, policy, deep=False)
+    if result.provenance is None or not result.ok:
+        why = "; ".join(f"{c.name}: {c.detail}" for c in result.failures()) or "no provenance"
+        raise ModelKitError(f"no verified provenance for {ref}: {why}")
+    if as_json:
+        click.echo(json.dumps(result.provenance, indent=2))
+        return
+    from .trust.provenance import summarize
+
+    click.echo(summarize(result.provenance))
+
+
+@main.group()
+def config() -> None:
+    """Admin configuration (MLFLOW_MODELKIT_CONFIG TOML file + MLFLOW_MODELKIT_* env)."""
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True)
+def config_show(as_json: bool) -> None:
+    """Print the effective configuration with the source of each value (secrets masked)."""
+    from .config import load_config
+
+    rows = load_config().show()
+    if as_json:
+        click.echo(json.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2))
+        return
+    w = max(len(k) for k, _, _ in rows)
+    for k, v, s in rows:
+        click.echo(f"{k:<{w}}  {v}  [{s}]")
 
 
 @main.command(name="list")

@@ -9,8 +9,8 @@ only these are allowed:
 
 * the registry host or layout directory of ``--artifacts-destination`` and
   ``--default-artifact-root`` when they are ``modelkit://`` URIs;
-* hosts listed in ``MLFLOW_MODELKIT_ALLOWED_REGISTRIES`` (comma-separated ``host[:port]``);
-* directories listed in ``MLFLOW_MODELKIT_ALLOWED_LAYOUT_ROOTS`` (comma-separated absolute paths).
+* hosts listed in ``[registries] allowed`` of the admin config or ``MLFLOW_MODELKIT_ALLOWED_REGISTRIES``;
+* directories in ``[registries] allowed_layout_roots`` or ``MLFLOW_MODELKIT_ALLOWED_LAYOUT_ROOTS``.
 
 Outside a server (clients, notebooks, CLI) everything is allowed: the user chose the URI.
 
@@ -32,18 +32,17 @@ class NotAllowedError(ModelKitError):
     """The tracking server's policy forbids this registry or directory."""
 
 
-def _split(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 def check_allowed(loc: ArtifactLocation, environ: Mapping[str, str] | None = None) -> None:
     """Raise :class:`NotAllowedError` if a server process may not use ``loc``."""
     env = os.environ if environ is None else environ
     roots = [env[v] for v in SERVER_VARS if env.get(v)]
     if not roots:
         return
-    hosts = set(_split(env.get("MLFLOW_MODELKIT_ALLOWED_REGISTRIES", "")))
-    dirs = [os.path.abspath(d) for d in _split(env.get("MLFLOW_MODELKIT_ALLOWED_LAYOUT_ROOTS", ""))]
+    from .config import load_config  # the admin file plus MLFLOW_MODELKIT_* overrides
+
+    cfg = load_config(env)
+    hosts = set(cfg.allowed_registries)
+    dirs = [os.path.abspath(d) for d in cfg.allowed_layout_roots]
     for r in roots:
         if r.startswith("modelkit:"):
             try:

@@ -1,0 +1,208 @@
+"""Admin configuration: one TOML file (``MLFLOW_MODELKIT_CONFIG``) plus ``MLFLOW_MODELKIT_*`` overrides.
+
+Read at the edges (CLI, plugin entry points, server routes) and passed inward::
+
+    >>> cfg = load_config(environ={"MLFLOW_MODELKIT_SCAN_FAIL_ON": "medium"})
+    >>> cfg.scan_fail_on, cfg.source("scan_fail_on")
+    ('medium', 'env MLFLOW_MODELKIT_SCAN_FAIL_ON')
+
+Example file::
+
+    [registries]
+    insecure = ["registry.internal:5000"]       # plain HTTP allowed (loopback always is)
+    allowed = ["registry.internal:5000"]        # inside mlflow server: registries the plugin may use
+    ca_bundle = "/etc/ssl/private-ca.pem"
+
+    [signing]
+    key = "/etc/modelkit/cosign.key"             # passphrase: MLFLOW_MODELKIT_KEY_PASSWORD
+    trusted_keys = ["/etc/modelkit/cosign.pub"]
+
+    [scan]
+    fail_on = "high"                             # block publishing at or above this severity
+    allow_globals = ["mypkg.models.MyEstimator"]
+
+    [policy]
+    require_signature = true                     # loads of published kits must verify
+    required_attestations = ["provenance", "scan"]
+    max_severity = "medium"                      # highest scan severity a trusted kit may carry
+
+Registry credentials come from ``MLFLOW_MODELKIT_REGISTRY_USERNAME``/``_PASSWORD`` or the Docker
+config; they are never stored in this file and ``config show`` masks them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ModelKitError
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+ATTESTATIONS = ("provenance", "scan", "sbom")
+
+
+@dataclass
+class Config:
+    """The effective configuration; :meth:`source` tells where each value came from."""
+
+    insecure_registries: list[str] = field(default_factory=list)
+    allowed_registries: list[str] = field(default_factory=list)
+    allowed_layout_roots: list[str] = field(default_factory=list)
+    ca_bundle: str | None = None
+    signing_key: str | None = None
+    trusted_keys: list[str] = field(default_factory=list)
+    scan_fail_on: str = "high"
+    allow_globals: list[str] = field(default_factory=list)
+    allow_modules: list[str] = field(default_factory=list)
+    require_signature: bool = False
+    required_attestations: list[str] = field(default_factory=lambda: ["provenance", "scan"])
+    max_severity: str = "medium"
+    register_model: bool = False
+    path: str | None = None
+    _sources: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def source(self, name: str) -> str:
+        return self._sources.get(name, "default")
+
+    def show(self, environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+        """``(setting, value, source)`` rows for ``config show``; secrets are masked."""
+        env = os.environ if environ is None else environ
+        rows = []
+        for f in fields(self):
+            if f.name.startswith("_") or f.name == "path":
+                continue
+            v = getattr(self, f.name)
+            rows.append((f.name, _fmt(v), self.source(f.name)))
+        user = env.get("MLFLOW_MODELKIT_REGISTRY_USERNAME")
+        rows.append(("registry_username", user or "(docker config)", "env" if user else "default"))
+        rows.append(
+            (
+                "registry_password",
+                "********" if env.get("MLFLOW_MODELKIT_REGISTRY_PASSWORD") else "(unset)",
+                "env" if env.get("MLFLOW_MODELKIT_REGISTRY_PASSWORD") else "default",
+            )
+        )
+        rows.append(
+            (
+                "key_password",
+                "********" if env.get("MLFLOW_MODELKIT_KEY_PASSWORD") else "(unset)",
+                "env" if env.get("MLFLOW_MODELKIT_KEY_PASSWORD") else "default",
+            )
+        )
+        rows.append(
+            ("config_file", self.path or "(none)", "env MLFLOW_MODELKIT_CONFIG" if self.path else "default")
+        )
+        return rows
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, list):
+        return ", ".join(v) if v else "(none)"
+    if v is None:
+        return "(unset)"
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+# file key (section, key) -> field; env var -> field
+_FILE = {
+    ("registries", "insecure"): "insecure_registries",
+    ("registries", "allowed"): "allowed_registries",
+    ("registries", "allowed_layout_roots"): "allowed_layout_roots",
+    ("registries", "ca_bundle"): "ca_bundle",
+    ("signing", "key"): "signing_key",
+    ("signing", "trusted_keys"): "trusted_keys",
+    ("scan", "fail_on"): "scan_fail_on",
+    ("scan", "allow_globals"): "allow_globals",
+    ("scan", "allow_modules"): "allow_modules",
+    ("policy", "require_signature"): "require_signature",
+    ("policy", "required_attestations"): "required_attestations",
+    ("policy", "max_severity"): "max_severity",
+    ("publish", "register_model"): "register_model",
+}
+_ENV = {
+    "MLFLOW_MODELKIT_INSECURE_REGISTRIES": "insecure_registries",
+    "MLFLOW_MODELKIT_ALLOWED_REGISTRIES": "allowed_registries",
+    "MLFLOW_MODELKIT_ALLOWED_LAYOUT_ROOTS": "allowed_layout_roots",
+    "MLFLOW_MODELKIT_CA_BUNDLE": "ca_bundle",
+    "MLFLOW_MODELKIT_SIGNING_KEY": "signing_key",
+    "MLFLOW_MODELKIT_TRUSTED_KEYS": "trusted_keys",
+    "MLFLOW_MODELKIT_SCAN_FAIL_ON": "scan_fail_on",
+    "MLFLOW_MODELKIT_ALLOW_GLOBALS": "allow_globals",
+    "MLFLOW_MODELKIT_ALLOW_MODULES": "allow_modules",
+    "MLFLOW_MODELKIT_REQUIRE_SIGNATURE": "require_signature",
+    "MLFLOW_MODELKIT_REQUIRED_ATTESTATIONS": "required_attestations",
+    "MLFLOW_MODELKIT_MAX_SEVERITY": "max_severity",
+    "MLFLOW_MODELKIT_REGISTER_MODEL": "register_model",
+}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    f = {x.name: x for x in fields(Config)}[name]
+    kind = str(f.type)
+    if "list" in kind:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise ModelKitError(f"{where}: expected a list of strings")
+    if "bool" in kind:
+        if isinstance(value, bool):
+            return value
+        s = str(value).strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off", ""):
+            return False
+        raise ModelKitError(f"{where}: expected true or false, got {value!r}")
+    if not isinstance(value, str):
+        raise ModelKitError(f"{where}: expected a string")
+    return value
+
+
+def _validate(cfg: Config) -> None:
+    for name in ("scan_fail_on", "max_severity"):
+        v = getattr(cfg, name).lower()
+        if v not in SEVERITIES:
+            raise ModelKitError(f"{name} = {v!r} ({cfg.source(name)}): use one of {', '.join(SEVERITIES)}")
+        setattr(cfg, name, v)
+    bad = [a for a in cfg.required_attestations if a not in ATTESTATIONS]
+    if bad:
+        raise ModelKitError(
+            f"required_attestations: unknown {bad[0]!r} ({cfg.source('required_attestations')}); "
+            f"use {', '.join(ATTESTATIONS)}"
+        )
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Defaults, then the TOML file named by ``MLFLOW_MODELKIT_CONFIG``, then env overrides."""
+    env = os.environ if environ is None else environ
+    cfg = Config()
+    path = env.get("MLFLOW_MODELKIT_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ModelKitError(f"MLFLOW_MODELKIT_CONFIG={path}: file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ModelKitError(f"{path}: invalid TOML ({e})") from None
+        cfg.path = path
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise ModelKitError(f"{path}: [{section}] must be a table")
+            for key, value in table.items():
+                name = _FILE.get((section, key))
+                if name is None:
+                    known = ", ".join(f"{s}.{k}" for s, k in _FILE)
+                    raise ModelKitError(f"{path}: unknown setting {section}.{key} (known: {known})")
+                setattr(cfg, name, _coerce(name, value, f"{path}: {section}.{key}"))
+                cfg._sources[name] = f"file {path}"
+    for var, name in _ENV.items():
+        if var in env:
+            setattr(cfg, name, _coerce(name, env[var], f"env {var}"))
+            cfg._sources[name] = f"env {var}"
+    _validate(cfg)
+    return cfg
