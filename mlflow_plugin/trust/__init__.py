@@ -1,0 +1,1 @@
+"""Signing and verification formats: keys, DSSE/Sigstore bundles, cosign signatures, OpenSSF model signing."""
