@@ -9,6 +9,8 @@ The stable public API (everything else is implementation detail)::
     unpack("localhost:5000/team/fraud:v1", "./out", filters=["model"])
     report = scan("./out")              # static scan, nothing is executed
     report.failed("high")               # True if any finding is high or critical
+    result = publish_run(run_id, tag="v1", key="keys/cosign.key")   # hardened, signed, scanned kit
+    verify(result.reference, keys=["keys/cosign.pub"]).ok
 """
 
 from __future__ import annotations
@@ -18,5 +20,19 @@ __version__ = "0.1.0"
 from . import scan  # a callable package: scan(target) -> ScanReport (see mlflow_plugin.scan.api)
 from .errors import ModelKitError
 from .ops import inspect, list_tags, pack, pull, push, unpack
+from .publish import publish_run
+from .trust.verify import verify
 
-__all__ = ["ModelKitError", "__version__", "inspect", "list_tags", "pack", "pull", "push", "scan", "unpack"]
+__all__ = [
+    "ModelKitError",
+    "__version__",
+    "inspect",
+    "list_tags",
+    "pack",
+    "publish_run",
+    "pull",
+    "push",
+    "scan",
+    "unpack",
+    "verify",
+]

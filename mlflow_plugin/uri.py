@@ -85,7 +85,11 @@ class ArtifactLocation:
             return replace(self, path=posixpath.join(self.path, rel).strip("/") if rel else self.path)
         if not rel:
             return self
-        return _split_key(self, rel.split("/"), f"path {path!r}")
+        segs = rel.split("/")
+        if any(_PUBLISHED.match(x) and (":" in x or "@" in x) for x in segs):
+            # MLflow loads "modelkit://host/team/fraud@sha256:…" as root "…/team" + path "fraud@sha256:…"
+            return parse_artifact_uri(f"{self}/{rel}")
+        return _split_key(self, segs, f"path {path!r}")
 
 
 def _clean_rel(path: str) -> str:

@@ -1,0 +1,281 @@
+"""Verify a published kit against a trust policy: signatures, attestations, scan verdict, digests.
+
+>>> policy = TrustPolicy(trusted_keys=["cosign.pub"])
+>>> result = verify_kit("localhost:5000/team/fraud:v1", policy)     # doctest: +SKIP
+>>> result.ok, [c.name for c in result.checks if not c.ok]         # doctest: +SKIP
+(True, [])
+
+Checks, in order: the manifest (by tag or digest) and its digest; a cosign-style signature over
+that digest by a trusted key; the legacy ``.sig`` signature when present; each required
+attestation (provenance, scan, sbom) signed by a trusted key with the manifest digest as its
+subject; the scan verdict within the policy's maximum severity; the model_signing bundle's
+signature; and (``deep=True``) every blob re-hashed while streamed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ModelKitError
+from ..oci.base import Repository
+from ..scan.report import Severity
+from .attach import (
+    KIND_BY_PREDICATE,
+    PRED_OMS,
+    PRED_PROVENANCE,
+    PRED_SBOM,
+    PRED_SCAN,
+    list_attachments,
+)
+
+KIND_TO_PRED = {"provenance": PRED_PROVENANCE, "scan": PRED_SCAN, "sbom": PRED_SBOM}
+
+
+@dataclass
+class TrustPolicy:
+    """What a kit must satisfy to be trusted."""
+
+    trusted_keys: list[Any] = field(default_factory=list)  # paths, PEM bytes or public key objects
+    required_attestations: list[str] = field(default_factory=lambda: ["provenance", "scan"])
+    max_severity: str = "medium"
+    require_signature: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: Any, keys: list[str] | None = None) -> TrustPolicy:
+        return cls(
+            trusted_keys=list(keys or cfg.trusted_keys),
+            required_attestations=list(cfg.required_attestations),
+            max_severity=cfg.max_severity,
+            require_signature=True,
+        )
+
+    def public_keys(self) -> list[Any]:
+        from .keys import load_public_key
+
+        out = []
+        for k in self.trusted_keys:
+            out.append(k if hasattr(k, "public_numbers") else load_public_key(k))
+        return out
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of :func:`verify_kit`; ``ok`` only if every check passed."""
+
+    reference: str
+    digest: str
+    checks: list[Check] = field(default_factory=list)
+    provenance: dict[str, Any] | None = None
+    scan: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "verified": self.ok,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+        }
+
+
+def _subject_matches(stmt: dict[str, Any], digest: str) -> bool:
+    hexd = digest.split(":", 1)[1]
+    return any((s.get("digest") or {}).get("sha256") == hexd for s in stmt.get("subject") or [])
+
+
+def verify_attachments(repo: Repository, digest: str, policy: TrustPolicy, result: VerifyResult) -> None:
+    """Signature and attestation checks for the manifest ``digest`` (no blob re-hashing)."""
+    from .dsse import verify_bundle
+
+    keys = policy.public_keys()
+    if not keys:
+        result.checks.append(
+            Check(
+                "trusted keys",
+                False,
+                "no trusted public keys configured: pass --key or set "
+                "signing.trusted_keys / MLFLOW_MODELKIT_TRUSTED_KEYS",
+            )
+        )
+        return
+    atts = list_attachments(repo, digest)
+    verified: dict[str, dict[str, Any]] = {}
+    bad: dict[str, str] = {}
+    for a in atts:
+        try:
+            stmt, _key = verify_bundle(a.bundle, keys)
+        except ModelKitError as e:
+            bad.setdefault(a.kind, str(e))
+            continue
+        if a.predicate_type != PRED_OMS and not _subject_matches(stmt, digest):
+            bad.setdefault(a.kind, f"{a.kind} statement is about another artifact (subject digest mismatch)")
+            continue
+        if stmt.get("predicateType") != a.predicate_type:
+            bad.setdefault(
+                a.kind,
+                f"{a.kind} bundle's predicateType {stmt.get('predicateType')!r} does not match "
+                "its annotation",
+            )
+            continue
+        verified.setdefault(a.kind, stmt)
+    sig_ok = "signature" in verified
+    detail = (
+        "signed by a trusted key" if sig_ok else bad.get("signature", "no signature found for this digest")
+    )
+    result.checks.append(Check("signature", sig_ok or not policy.require_signature, detail))
+    _legacy_sig(repo, digest, keys, result)
+    for kind in policy.required_attestations:
+        ok = kind in verified
+        result.checks.append(
+            Check(
+                f"attestation:{kind}",
+                ok,
+                "signed, subject matches"
+                if ok
+                else bad.get(kind, f"no {kind} attestation signed by a trusted key"),
+            )
+        )
+    if "provenance" in verified:
+        result.provenance = verified["provenance"]
+    if "scan" in verified:
+        pred = verified["scan"].get("predicate") or {}
+        result.scan = pred
+        top = (pred.get("summary") or {}).get("max_severity")
+        limit = Severity.parse(policy.max_severity)
+        ok = top is None or Severity.parse(top) <= limit
+        result.checks.append(
+            Check("scan verdict", ok, f"highest finding: {top or 'none'} (allowed up to {limit})")
+        )
+    if "model_signing" in verified or "model_signing" in bad:
+        ok = "model_signing" in verified
+        result.checks.append(
+            Check(
+                "model_signing bundle",
+                ok,
+                "signature valid (files are checked on unpack)" if ok else bad["model_signing"],
+            )
+        )
+
+
+def _legacy_sig(repo: Repository, digest: str, keys: list[Any], result: VerifyResult) -> None:
+    from ..errors import NotFoundError
+    from .cosign import sig_tag, verify_simple
+
+    try:
+        data, _mt, _d = repo.get_manifest(sig_tag(digest))
+    except NotFoundError:
+        return  # optional: only older cosign needs it
+    try:
+        m = json.loads(data)
+        layer = (m.get("layers") or [])[0]
+        payload = repo.read_blob(layer["digest"], layer.get("size"), limit=1 << 20)
+        sig = (layer.get("annotations") or {}).get("dev.cosignproject.cosign/signature", "")
+        verify_simple(payload, sig, keys, digest)
+        result.checks.append(Check("legacy .sig", True, "cosign simple-signing signature valid"))
+    except (ModelKitError, IndexError, KeyError, ValueError) as e:
+        result.checks.append(Check("legacy .sig", False, str(e).splitlines()[0]))
+
+
+def verify_kit(
+    ref: str,
+    policy: TrustPolicy,
+    deep: bool = True,
+    progress: Callable[[int], None] | None = None,
+    **registry_options: Any,
+) -> VerifyResult:
+    """Verify the kit ``ref`` (tag or digest, registry or ``oci:`` layout) against ``policy``."""
+    from ..stores import open_location
+
+    repo, loc = open_location(ref, default_tag="latest", **registry_options)
+    try:
+        data, _mt, digest = repo.get_manifest(loc.reference or "latest")
+        result = VerifyResult(str(loc), digest)
+        result.checks.append(Check("manifest", True, f"{digest} ({len(data)} bytes)"))
+        verify_attachments(repo, digest, policy, result)
+        if deep:
+            m = json.loads(data)
+            n = 0
+            try:
+                for d in repo.iter_blobs_of(m):
+                    with repo.open_blob(d.digest, d.size) as f:
+                        while True:
+                            b = f.read(4 << 20)
+                            if not b:
+                                break
+                            if progress:
+                                progress(len(b))
+                    n += 1
+                result.checks.append(Check("blob digests", True, f"config and {n - 1} layers re-hashed"))
+            except ModelKitError as e:
+                result.checks.append(Check("blob digests", False, str(e)))
+        return result
+    finally:
+        repo.close()
+
+
+def load_verifier(repo: Repository, policy: TrustPolicy, ref: str) -> Callable[[bytes, str], None]:
+    """A manifest hook for verify-on-load: raises before any file of an untrusted kit is written."""
+
+    def check(data: bytes, digest: str) -> None:
+        result = VerifyResult(ref, digest)
+        verify_attachments(repo, digest, policy, result)
+        if not result.ok:
+            why = "; ".join(f"{c.name}: {c.detail}" for c in result.failures())
+            raise ModelKitError(f"refusing to load {ref} ({digest[:19]}…): {why}")
+
+    return check
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def verify(
+    ref: str,
+    keys: list[Any] | None = None,
+    policy: TrustPolicy | None = None,
+    deep: bool = True,
+    progress: Callable[[int], None] | None = None,
+    **registry_options: Any,
+) -> VerifyResult:
+    """Verify ``ref`` with ``keys`` (or the admin config's trusted keys and policy).
+
+    >>> from mlflow_plugin import verify                                     # doctest: +SKIP
+    >>> verify("localhost:5000/team/fraud:v1", keys=["keys/cosign.pub"]).ok  # doctest: +SKIP
+    True
+    """
+    if policy is None:
+        from ..config import load_config
+
+        policy = TrustPolicy.from_config(load_config(), keys=keys)
+    elif keys:
+        policy.trusted_keys = list(keys)
+    return verify_kit(ref, policy, deep=deep, progress=progress, **registry_options)
+
+
+__all__ = [
+    "KIND_BY_PREDICATE",
+    "Check",
+    "TrustPolicy",
+    "VerifyResult",
+    "load_verifier",
+    "verify",
+    "verify_kit",
+]
