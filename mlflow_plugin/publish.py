@@ -271,7 +271,8 @@ def publish_run(
     provenance = None
     if not reused:
         progress("attest", 0, 4)
-        provenance = _provenance(client, run_id, target_store, tag, digest, files)
+        facts = _run_facts(client, run_id, files)
+        provenance = _provenance(facts, target_store, tag, digest)
         attachments["provenance"] = attach.attach_bundle(
             target, subject, dsse.sign_bundle(provenance, private, hint="cosign"), attach.PRED_PROVENANCE
         )
@@ -285,7 +286,7 @@ def publish_run(
             target, subject, dsse.sign_bundle(scan_stmt, private, hint="cosign"), attach.PRED_SCAN
         )
         progress("attest", 2, 4)
-        bom = _mlbom(client, run_id, target_store, digest, files)
+        bom = _mlbom(facts, target_store, digest, files)
         if bom is not None:
             bom_stmt = dsse.statement(
                 [{"name": target_store, "digest": {"sha256": digest.split(":", 1)[1]}}], attach.PRED_SBOM, bom
@@ -501,34 +502,31 @@ def _legacy_signature(repo: Repository, store: str, digest: str, private: Any) -
     repo.put_manifest(manifest, MT, tag=cosign.sig_tag(digest))
 
 
-def _provenance(
-    client: Any, run_id: str, store: str, tag: str, digest: str, files: list[tuple[str, int, str]]
-) -> dict[str, Any]:
+def _run_facts(client: Any, run_id: str, files: list[tuple[str, int, str]]) -> Any:
     import os
 
     from .trust import provenance
 
-    facts = provenance.collect_run_facts(
+    return provenance.collect_run_facts(
         run_id, client=client, base_dirs=[os.getcwd()], artifact_sha256={p: sha for p, _s, sha in files}
     )
+
+
+def _provenance(facts: Any, store: str, tag: str, digest: str) -> dict[str, Any]:
+    from .trust import provenance
+
     return provenance.build_statement(
         facts, subject_name=store, subject_digest=digest, kit_ref=f"{store}:{tag}"
     )
 
 
-def _mlbom(
-    client: Any, run_id: str, store: str, digest: str, files: list[tuple[str, int, str]]
-) -> dict[str, Any] | None:
-    import os
-
+def _mlbom(facts: Any, store: str, digest: str, files: list[tuple[str, int, str]]) -> dict[str, Any] | None:
     try:
-        from .trust import mlbom, provenance
+        from .trust import mlbom
     except ImportError:
         return None
-    facts = provenance.collect_run_facts(
-        run_id, client=client, base_dirs=[os.getcwd()], artifact_sha256={p: sha for p, _s, sha in files}
-    )
-    return json.loads(mlbom.build_mlbom(facts, store, digest, files))
+    data = mlbom.build_mlbom(facts, store, digest, files, validate=False)  # the schema is checked in tests
+    return json.loads(data)
 
 
 def _register(client: Any, name: str, source: str, run_id: str) -> str:

@@ -270,12 +270,7 @@ def scan_kit(
                                 continue
                             f = tf.extractfile(member)
                             assert f is not None
-                            if member.size <= SPOOL_LIMIT or not _needs_seek(f):
-                                member_stream = spool(f, member.size)
-                            else:
-                                member_stream = spool(f, member.size)
-                            with member_stream:
-                                dispatch(ctx, rel, member_stream, member.size)
+                            _scan_member_stream(ctx, rel, f, member.size)
                 # read to EOF: the digest check runs at the end of the blob
                 while blob.read(1 << 20):
                     pass
@@ -287,8 +282,24 @@ def scan_kit(
     return ctx.report_obj
 
 
-def _needs_seek(_f: IO[bytes]) -> bool:
-    return True
+# formats whose scanners need random access (central directories, B-trees); others stream
+NEEDS_SEEK = frozenset({"zip", "hdf5", "7z", "tar", "safetensors", "gguf", "protobuf"})
+
+
+def _scan_member_stream(ctx: ScanContext, rel: str, f: IO[bytes], size: int) -> None:
+    """Scan one tar member of a streamed layer: spool it only if its format needs seeking.
+
+    A 2 GiB weights file of an unknown or streaming format (pickle, text, compressed) is read
+    once, straight from the layer stream; zip archives and HDF5 files are spooled (memory up
+    to 32 MiB, then a temporary file).
+    """
+    peek, head = _Peek.wrap(f)
+    fmt = detect(head, rel)
+    if size <= SPOOL_LIMIT or fmt in NEEDS_SEEK:
+        with spool(peek, size) as member_stream:
+            dispatch(ctx, rel, member_stream, size)
+        return
+    dispatch(ctx, rel, peek, size)
 
 
 def scan(
