@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on the embedded default (SQLite tracking store + local OCI image
 # layouts, no services): an MLflow run logged as usual lands in a ModelKit; we show the kit and
-# reload the model from it. Then the engine underneath: pack, push, pull, unpack, inspect.
+# reload the model from it; publish it as a hardened kit (scanned, attested, signed), verify it,
+# load it with verify-on-load, and watch a tampered copy be refused. Then the engine underneath:
+# pack, push, pull, unpack, inspect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MK="${MK:-.venv/bin/mlflow-modelkit}"
@@ -32,6 +34,55 @@ $MK inspect "oci:$OUT/kits/team/fraud:$MODEL_ID" | sed -n '1,/^Manifest:/p' | se
 
 step "reload the model from the kit through MLflow"
 $PY examples/reload_model.py "sqlite:///$ABS/mlflow.db" "$RUN_ID" "$MODEL_ID" 2>/dev/null
+
+export MLFLOW_TRACKING_URI="sqlite:///$ABS/mlflow.db"
+export MLFLOW_MODELKIT_KEY_PASSWORD="${MLFLOW_MODELKIT_KEY_PASSWORD:-demo-only-passphrase}"
+
+step "create a signing key pair (ECDSA P-256; the private key is encrypted, mode 0600)"
+$MK keygen -o "$OUT/keys"
+
+step "publish the run as a hardened kit: compose (no re-upload), scan, provenance, sign, tag"
+$MK publish "runs:/$RUN_ID" --tag v1 --key "$OUT/keys/cosign.key" --register fraud
+
+step "verify it with the public key (signatures, attestations, scan verdict, every digest)"
+$MK verify "oci:$OUT/kits/team/fraud:v1" --key "$OUT/keys/cosign.pub"
+
+step "the verified provenance, built from the MLflow run"
+$MK provenance "oci:$OUT/kits/team/fraud:v1" --key "$OUT/keys/cosign.pub" | head -25
+
+step "load it through MLflow with verify-on-load on (models:/fraud/1 is the digest-pinned kit)"
+MLFLOW_MODELKIT_REQUIRE_SIGNATURE=1 MLFLOW_MODELKIT_TRUSTED_KEYS="$ABS/keys/cosign.pub" $PY -c '
+import mlflow, numpy as np
+from sklearn.datasets import make_classification
+X, _ = make_classification(n_samples=20, n_features=8, weights=[0.95], random_state=7)
+m = mlflow.pyfunc.load_model("models:/fraud/1")
+print(f"  verified and loaded models:/fraud/1: {int(m.predict(X).sum())} of {len(X)} flagged")' 2>/dev/null
+
+step "a tampered copy is refused (one byte of the model layer flipped)"
+rm -rf "$OUT/tampered" && cp -r "$OUT/kits/team/fraud" "$OUT/tampered"
+$PY - "$OUT/tampered" <<'PYEOF'
+import json, os, sys
+d = sys.argv[1]
+idx = json.load(open(os.path.join(d, "index.json")))
+tag = next(m for m in idx["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "v1")
+man = json.load(open(os.path.join(d, "blobs", "sha256", tag["digest"].split(":")[1])))
+layer = max(man["layers"], key=lambda l: l["size"])
+path = os.path.join(d, "blobs", "sha256", layer["digest"].split(":")[1])
+data = bytearray(open(path, "rb").read()); data[len(data) // 2] ^= 0xFF
+os.chmod(path, 0o644); open(path, "wb").write(bytes(data))
+print(f"  flipped one byte of {layer['digest'][:19]}… ({layer['size']} bytes)")
+PYEOF
+if $MK verify "oci:$OUT/tampered:v1" --key "$OUT/keys/cosign.pub"; then
+  echo "  ERROR: the tampered kit verified"; exit 1
+else
+  echo "  -> refused, as it must be"
+fi
+if MLFLOW_MODELKIT_REQUIRE_SIGNATURE=1 MLFLOW_MODELKIT_TRUSTED_KEYS="$ABS/keys/cosign.pub" $PY -c "
+import mlflow; mlflow.pyfunc.load_model('modelkit://$ABS/tampered:v1')" 2>"$OUT/load-error.txt"; then
+  echo "  ERROR: the tampered kit loaded"; exit 1
+else
+  echo "  MLflow refused to load it: $(tail -1 "$OUT/load-error.txt" | cut -c1-160)"
+fi
 
 step "pack examples/fraud-model -> oci:$OUT/kits/fraud:v1"
 $MK pack examples/fraud-model -t "oci:$OUT/kits/fraud:v1"
