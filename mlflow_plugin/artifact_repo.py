@@ -240,24 +240,34 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
                     f"artifact {artifact_path!r} not found in {self.artifact_uri}",
                     error_code=RESOURCE_DOES_NOT_EXIST,
                 )
-        for d in empty:  # directories logged empty are recreated, as MLflow's generic download does
-            rel = d[len(inner) :].lstrip("/") if inner else d
-            out_rel = posixpath.join(prefix, rel).strip("/")
-            os.makedirs(os.path.join(dst_path, *out_rel.split("/")), exist_ok=True)
-        jobs = []
-        for p, f in targets.items():
-            rel = p[len(inner) :].lstrip("/") if inner else p
-            out_rel = posixpath.join(prefix, rel) if rel else prefix
-            local = os.path.join(dst_path, *out_rel.split("/"))
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-            jobs.append((f, local))
+        # Files are verified into a staging directory inside ``dst_path`` (same file system) and
+        # moved into place only when every one of them matched the signed index: a tampered kit
+        # leaves nothing behind.
         from .store import download_file
 
-        with ThreadPoolExecutor(max_workers=min(8, max(1, len(jobs)))) as pool:
-            futs = [pool.submit(download_file, kit.repo, f, local) for f, local in jobs]
-            for fut in futs:
-                try:
-                    fut.result()
-                except ModelKitError as e:
-                    raise _mlflow_error(e) from None
+        staging = tempfile.mkdtemp(prefix=".modelkit-dl-", dir=dst_path)
+        try:
+            jobs = []
+            for p, f in targets.items():
+                rel = p[len(inner) :].lstrip("/") if inner else p
+                out_rel = posixpath.join(prefix, rel) if rel else prefix
+                staged = os.path.join(staging, *out_rel.split("/"))
+                os.makedirs(os.path.dirname(staged), exist_ok=True)
+                jobs.append((f, staged, os.path.join(dst_path, *out_rel.split("/"))))
+            with ThreadPoolExecutor(max_workers=min(8, max(1, len(jobs)))) as pool:
+                futs = [pool.submit(download_file, kit.repo, f, staged) for f, staged, _ in jobs]
+                for fut in futs:
+                    try:
+                        fut.result()
+                    except ModelKitError as e:
+                        raise _mlflow_error(e) from None
+            for d in empty:  # directories logged empty are recreated, as MLflow's generic download does
+                rel = d[len(inner) :].lstrip("/") if inner else d
+                out_rel = posixpath.join(prefix, rel).strip("/")
+                os.makedirs(os.path.join(dst_path, *out_rel.split("/")), exist_ok=True)
+            for _f, staged, local in jobs:
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                os.replace(staged, local)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return os.path.join(dst_path, *prefix.split("/")) if prefix else dst_path

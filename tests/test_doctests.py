@@ -28,6 +28,20 @@ MODULES = [
     "mlflow_plugin._internal.pipeline",
     "mlflow_plugin._internal.hashing",
     "mlflow_plugin._internal.statcache",
+    "mlflow_plugin.scan.report",
+    "mlflow_plugin.scan.detect",
+    "mlflow_plugin.scan.containers",
+    "mlflow_plugin.scan.keras_scan",
+    "mlflow_plugin.scan.protobuf_scan",
+    "mlflow_plugin.scan.tensor_formats",
+    "mlflow_plugin.scan.secrets",
+    "mlflow_plugin.scan.pickle_vm",
+    "mlflow_plugin.scan.pickle_scan",
+    "mlflow_plugin.scan.numpy_scan",
+    "mlflow_plugin.scan.allowlist",
+    "mlflow_plugin.config",
+    "mlflow_plugin.trust.dsse",
+    "mlflow_plugin.trust.oms",
 ]
 # modules whose examples are all marked +SKIP (they need files, a registry or a layout)
 ONLY_SKIPPED = {"mlflow_plugin.kit.unpack", "mlflow_plugin.oci.layout"}

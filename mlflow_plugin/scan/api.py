@@ -50,6 +50,8 @@ def _registry() -> dict[str, Scanner]:
         ("bz2", "containers", "scan_compressed"),
         ("xz", "containers", "scan_compressed"),
         ("zstd", "containers", "scan_compressed"),
+        ("zlib", "containers", "scan_compressed"),
+        ("lzma", "containers", "scan_compressed"),
         ("7z", "containers", "scan_7z"),
         ("hdf5", "keras_scan", "scan_hdf5"),
         ("safetensors", "tensor_formats", "scan_safetensors"),
@@ -86,7 +88,15 @@ def dispatch(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
     else:
         stream, head = _Peek.wrap(stream)
     fmt = detect(head, path)
+    if fmt == "unknown" and seekable and size >= 22 and _zip_by_tail(stream, size):
+        fmt = "zip"  # junk before the first entry, or a corrupt first header: the directory is at the end
     ctx.record_file(path, fmt, size)
+    if fmt == "unknown" and size <= HIDDEN_PICKLE_LIMIT:
+        try:
+            _hidden_pickles(ctx, path, stream, size)
+        except Exception as e:  # a probe that trips over random data is not a finding about the file
+            log.debug("hidden-pickle probe of %s failed: %s", path, e)
+        return
     fn = scanners().get(fmt)
     if fn is None:
         if fmt == "7z":
@@ -115,6 +125,35 @@ def dispatch(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
             "scan.malformed",
             f"{fmt} content could not be parsed: {type(e).__name__}: {str(e)[:160]}",
         )
+
+
+HIDDEN_PICKLE_LIMIT = 64 << 20  # unknown binaries up to this size are searched for embedded pickles
+
+
+def _zip_by_tail(stream: IO[bytes], size: int) -> bool:
+    start = stream.tell()
+    try:
+        stream.seek(start + max(0, size - 65_557))
+        tail = stream.read(65_557)
+    finally:
+        stream.seek(start)
+    return b"PK\x05\x06" in tail
+
+
+def _hidden_pickles(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
+    """An unrecognised file may still hide a pickle behind a junk header: probe it (bounded)."""
+    try:
+        from .allowlist import judge
+        from .pickle_vm import Reader, find_hidden_pickles
+    except ImportError:  # pragma: no cover
+        return
+    policy = ctx.policy
+
+    def judge_fn(module: str, name: str) -> Any:
+        return judge(module, name, allow_globals=policy.allow_globals, allow_modules=policy.allow_modules)
+
+    for issue in find_hidden_pickles(Reader(stream, size), judge_fn, size):
+        ctx.report(path, issue.severity, issue.rule, issue.message, issue.evidence)
 
 
 class _Peek:
@@ -206,7 +245,6 @@ def scan_directory(
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
             if os.path.islink(full):
-                report.add_symlink = None  # type: ignore[attr-defined]
                 ctx = _new_context(root, limits, policy)
                 ctx.report(
                     rel, Severity.LOW, "scan.symlink", f"symlink to {os.readlink(full)!r} not followed"

@@ -50,6 +50,14 @@ def detect(head: bytes, name: str = "") -> str:
         return "safetensors"
     if head[:1] == b"\x80" and len(head) > 1 and 0 <= head[1] <= 5:
         return "pickle"
+    if head[:4] in (b"ZF0x", b"ZF0X"):
+        return "pickle"  # joblib's legacy zlib container; the pickle scanner unpacks it
+    if head[:2] in (b"x\x9c", b"x\x01", b"x\xda", b"x^") and _zlib_ok(head):
+        return "zlib"  # joblib compress=("zlib", n)
+    if head[:3] == b"]\x00\x00" and len(head) > 13:
+        return "lzma"  # raw .lzma (joblib compress="lzma")
+    if _sniff_pickle(head):
+        return "pickle"  # pickles need no PROTO opcode: any opcode byte may start one
     low = name.lower()
     if low.endswith((".onnx", ".pb", ".pbtxt")) or low.endswith("saved_model.pb"):
         return "protobuf"
@@ -66,11 +74,31 @@ def detect(head: bytes, name: str = "") -> str:
     return "unknown"
 
 
+def _zlib_ok(head: bytes) -> bool:
+    import zlib
+
+    try:
+        zlib.decompressobj().decompress(head[:256], 64)
+    except zlib.error:
+        return False
+    return True
+
+
+def _sniff_pickle(head: bytes) -> bool:
+    try:
+        from .pickle_vm import sniff
+    except ImportError:  # pragma: no cover
+        return False
+    return sniff(head)
+
+
 def _looks_like_safetensors(head: bytes) -> bool:
+    """8-byte little-endian header length, then JSON. Any length counts: a header bomb
+    (2**62) must reach the safetensors scanner, which reports it."""
     if len(head) < 10:
         return False
     n = int.from_bytes(head[:8], "little")
-    return 2 <= n <= 100_000_000 and head[8:9] == b"{"
+    return n >= 2 and head[8:9] == b"{" and (n <= 100_000_000 or head[9:10] in (b'"', b" ", b"\n", b"}"))
 
 
 def _texty(head: bytes) -> bool:

@@ -236,6 +236,14 @@ def load_verifier(repo: Repository, policy: TrustPolicy, ref: str) -> Callable[[
     def check(data: bytes, digest: str) -> None:
         result = VerifyResult(ref, digest)
         verify_attachments(repo, digest, policy, result)
+        # the config (Kitfile) is never downloaded by a load, but the signature covers it too
+        try:
+            config = json.loads(data)["config"]
+            repo.read_blob(config["digest"], config.get("size"), limit=1 << 20)
+        except ModelKitError as e:
+            result.checks.append(Check("config", False, str(e).splitlines()[0]))
+        except (ValueError, KeyError, TypeError):
+            result.checks.append(Check("config", False, "the manifest has no valid config descriptor"))
         if not result.ok:
             why = "; ".join(f"{c.name}: {c.detail}" for c in result.failures())
             raise ModelKitError(f"refusing to load {ref} ({digest[:19]}…): {why}")
