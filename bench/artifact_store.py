@@ -30,15 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from transfer import curl_pull, curl_push, make_file  # noqa: E402
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from transfer import curl_pull, curl_push, make_file, rss_mb  # noqa: E402
 
 
 def make_model_dir(root: Path, size_mb: int) -> tuple[Path, str]:

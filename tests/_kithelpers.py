@@ -23,6 +23,32 @@ PINNED_ENV = {
 }
 
 
+# The Kitfile of the reference vector (modelkit-format.md §10.2 / shared conformance case0).
+CASE0_KITFILE = """\
+manifestVersion: 1.0.0
+package:
+  name: golden
+  version: 1.0
+  authors: [Alice, Bob]
+model:
+  name: m
+  path: ./model/
+  framework: pytorch
+  parameters:
+    lr: 1.2e+3
+    hex: 0xFF
+    small: 1e-7
+    zeta: "z"
+    alpha: [1, 2.5, true, null]
+    nested: {b: 2, a: 1}
+code:
+  - path: code
+datasets:
+  - name: d
+    path: data.csv
+"""
+
+
 def pin_env(monkeypatch: Any, **extra: str) -> None:
     """Pin created/cli-version like the conformance checker does."""
     for k, v in {**PINNED_ENV, **extra}.items():

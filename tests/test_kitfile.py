@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from _kithelpers import CASE0_KITFILE
 
 from mlflow_plugin.errors import KitfileError
 from mlflow_plugin.kit.kitfile import Kitfile, LayerInfo, is_modelkit_reference, path_type
@@ -145,29 +146,6 @@ def test_kit_parameter_fixtures(name: str, yaml_text: str, expected: str) -> Non
 
 # ---- the reference vector (§3.4 / §10.2) ---------------------------------------------------------
 
-CASE0_KITFILE = """\
-manifestVersion: 1.0.0
-package:
-  name: golden
-  version: 1.0
-  authors: [Alice, Bob]
-model:
-  name: m
-  path: ./model/
-  framework: pytorch
-  parameters:
-    lr: 1.2e+3
-    hex: 0xFF
-    small: 1e-7
-    zeta: "z"
-    alpha: [1, 2.5, true, null]
-    nested: {b: 2, a: 1}
-code:
-  - path: code
-datasets:
-  - name: d
-    path: data.csv
-"""
 D_MODEL = "sha256:4111230d7e281850ae2d1989e72f9235a725337db99a49fdb0c91cd6ea8627e6"
 D_CODE = "sha256:1357b9f87b2acd97811273659ccae844e8a04907d870a905defa8ee75c4eff62"
 D_DATA = "sha256:ad4e6fc877eb1944df8aaa52be2dd4cbd258870ddfc67869eef1a7058c4fe3c2"

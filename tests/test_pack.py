@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _kithelpers import make_tree, pin_env, read_kit, sha256, tar_members, tar_names
+from _kithelpers import CASE0_KITFILE, make_tree, pin_env, read_kit, sha256, tar_members, tar_names
 from click.testing import CliRunner
 
 from mlflow_plugin import ops
@@ -47,29 +47,7 @@ def test_reference_vector_manifest_digest(tmp_path: Path, monkeypatch: pytest.Mo
     ctx = make_tree(
         tmp_path / "ctx",
         {
-            "Kitfile": textwrap.dedent("""\
-            manifestVersion: 1.0.0
-            package:
-              name: golden
-              version: 1.0
-              authors: [Alice, Bob]
-            model:
-              name: m
-              path: ./model/
-              framework: pytorch
-              parameters:
-                lr: 1.2e+3
-                hex: 0xFF
-                small: 1e-7
-                zeta: "z"
-                alpha: [1, 2.5, true, null]
-                nested: {b: 2, a: 1}
-            code:
-              - path: code
-            datasets:
-              - name: d
-                path: data.csv
-            """),
+            "Kitfile": CASE0_KITFILE,
             ".kitignore": "*.log\n",
             "model/weights.bin": "abc",
             "model/debug.log": "x",

@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from _kithelpers import make_tree
+from _kithelpers import CASE0_KITFILE, make_tree
 
 from mlflow_plugin.kit import tarwriter
 from mlflow_plugin.kit.kitfile import Kitfile
@@ -21,29 +21,6 @@ from mlflow_plugin.kit.layers import LayerIgnore, LayerStream, walk_layer
 
 A60 = "a" * 60
 B68 = "b" * 68
-CASE0_KITFILE = """\
-manifestVersion: 1.0.0
-package:
-  name: golden
-  version: 1.0
-  authors: [Alice, Bob]
-model:
-  name: m
-  path: ./model/
-  framework: pytorch
-  parameters:
-    lr: 1.2e+3
-    hex: 0xFF
-    small: 1e-7
-    zeta: "z"
-    alpha: [1, 2.5, true, null]
-    nested: {b: 2, a: 1}
-code:
-  - path: code
-datasets:
-  - name: d
-    path: data.csv
-"""
 
 
 # ---- a minimal, independent header decoder -------------------------------------------------------

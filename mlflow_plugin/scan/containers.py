@@ -1164,20 +1164,15 @@ def _inner_name(path: str) -> str:
     return "<decompressed>"
 
 
+_STREAM_KINDS = frozenset({"gzip", "bz2", "xz", "zstd", "zlib", "lzma"})
+
+
 def _kind_of(head: bytes) -> str | None:
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:3] == b"BZh":
-        return "bz2"
-    if head[:6] == b"\xfd7zXZ\x00":
-        return "xz"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    if head[:2] in (b"x\x9c", b"x\x01", b"x\xda", b"x^"):
-        return "zlib"
-    if head[:3] == b"]\x00\x00":
-        return "lzma"
-    return None
+    """The single-stream compression of ``head`` (the one detector in detect.py decides)."""
+    from .detect import detect
+
+    kind = detect(head)
+    return kind if kind in _STREAM_KINDS else None
 
 
 def scan_compressed(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
@@ -1196,7 +1191,7 @@ def scan_compressed(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -
     """
     stream = ensure_seekable(stream, size)
     start = stream.tell()
-    kind = _kind_of(stream.read(8))
+    kind = _kind_of(stream.read(64))
     stream.seek(start)
     if kind is None:
         ctx.report(path, Severity.MEDIUM, "compressed.malformed", "not a gzip/bz2/xz/zstd/zlib/lzma stream")
