@@ -269,7 +269,13 @@ def scan(
     from .scan.context import Policy
     from .scan.report import Severity
 
-    policy = Policy(allow_globals=frozenset(allow_globals), allow_modules=frozenset(allow_modules))
+    from .config import load_config
+
+    cfg = load_config()  # the admin's allowlist extensions apply to every scan
+    policy = Policy(
+        allow_globals=frozenset(allow_globals) | frozenset(cfg.allow_globals),
+        allow_modules=frozenset(allow_modules) | frozenset(cfg.allow_modules),
+    )
     report = run_scan(target, policy=policy)
     if sarif:
         data = json.dumps(report.to_sarif(), indent=2)
