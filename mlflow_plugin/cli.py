@@ -265,11 +265,10 @@ def scan(
 
     Exit status: 0 clean, 1 findings at or above --fail-on, 2 error.
     """
+    from .config import load_config
     from .scan.api import scan as run_scan
     from .scan.context import Policy
     from .scan.report import Severity
-
-    from .config import load_config
 
     cfg = load_config()  # the admin's allowlist extensions apply to every scan
     policy = Policy(
