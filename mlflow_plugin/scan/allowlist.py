@@ -978,7 +978,7 @@ def _deny_exact(module: str, name: str) -> tuple[Severity, str] | None:
     if hit:
         return hit
     for key in _prefix_keys(full):
-        if key != module:
+        if len(key) > len(module):  # prefixes inside the module path are _deny_module's (after the allowlist)
             hit = DENIED.get(key)
             if hit:
                 return hit

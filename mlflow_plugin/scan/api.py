@@ -58,14 +58,33 @@ def _registry() -> dict[str, Scanner]:
         ("gguf", "tensor_formats", "scan_gguf"),
         ("protobuf", "protobuf_scan", "scan_protobuf"),
         ("text", "secrets", "scan_text"),
-        ("json", "secrets", "scan_json"),
     ):
         try:
             module = __import__(f"{__package__}.{mod}", fromlist=[fn])
             out[fmt] = getattr(module, fn)
         except (ImportError, AttributeError) as e:
             log.debug("scanner for %s unavailable: %s", fmt, e)
+    out["json"] = scan_json_document
     return out
+
+
+KERAS_JSON_LIMIT = 16 << 20
+
+
+def scan_json_document(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
+    """JSON: secrets, and — when it is a Keras model config (``model.to_json()``) — Lambda layers."""
+    from . import secrets
+
+    start = stream.tell() if _seekable(stream) else None
+    secrets.scan_json(ctx, path, stream, size)
+    if start is None or size > KERAS_JSON_LIMIT:
+        return
+    stream.seek(start)
+    data = stream.read(KERAS_JSON_LIMIT + 1)
+    if b'"class_name"' in data and b'"config"' in data:
+        from .keras_scan import check_keras_config_bytes
+
+        check_keras_config_bytes(ctx, path, data, "json")
 
 
 _SCANNERS: dict[str, Scanner] | None = None
