@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from .oci.base import Repository
@@ -23,16 +22,27 @@ def open_repository(loc: Location, create: bool = False, **registry_options: Any
 
     if "insecure" not in registry_options and loc.ref.registry in insecure_registries():
         registry_options = {**registry_options, "insecure": True}
+    if "ca_bundle" not in registry_options:
+        ca = _config().ca_bundle
+        if ca:
+            registry_options = {**registry_options, "ca_bundle": ca}
     return RegistryRepository(loc.ref.registry, loc.ref.repository, **registry_options)
 
 
 def insecure_registries() -> set[str]:
-    """Hosts the admin allows over plain HTTP (``MLFLOW_MODELKIT_INSECURE_REGISTRIES=a:5000,b``).
+    """Hosts the admin allows over plain HTTP (``[registries] insecure`` or
+    ``MLFLOW_MODELKIT_INSECURE_REGISTRIES=a:5000,b``).
 
     Loopback registries never need listing: they use HTTP unless they answer with TLS.
     """
-    raw = os.environ.get("MLFLOW_MODELKIT_INSECURE_REGISTRIES", "")
-    return {h.strip() for h in raw.split(",") if h.strip()}
+    return set(_config().insecure_registries)
+
+
+def _config() -> Any:
+    """The admin config (``[registries]`` of MLFLOW_MODELKIT_CONFIG, MLFLOW_MODELKIT_* env)."""
+    from .config import load_config
+
+    return load_config()
 
 
 def open_location(
