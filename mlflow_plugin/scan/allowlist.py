@@ -1066,6 +1066,18 @@ def _unknown(cm: str, cn: str, segs: list[str]) -> Verdict:
             "a class of the loading script (__main__): the file cannot supply its code; "
             "allow it with --allow-global if expected",
         )
+    if cm.split(".")[0] == "__torch__" and len(segs) == 1 and _CAPWORDS.match(cn.lstrip("_")):
+        # TorchScript archives name their compiled class types __torch__.<qualified>; Python has no
+        # importable __torch__ module, the TorchScript runtime resolves them from the archive's code/
+        return Verdict(
+            cm,
+            cn,
+            False,
+            Severity.LOW,
+            "torchscript-type",
+            "a TorchScript class type: resolved from the archive's TorchScript code by torch.jit.load "
+            "(which compiles and runs that code), never imported by Python's unpickler",
+        )
     top = cm.split(".")[0]
     if top in _TRUSTED_ML_PACKAGES and len(segs) == 1 and _CAPWORDS.match(cn):
         return Verdict(
