@@ -61,6 +61,7 @@ class Config:
     required_attestations: list[str] = field(default_factory=lambda: ["provenance", "scan"])
     max_severity: str = "medium"
     register_model: bool = False
+    artifacts_destination: str | None = None
     path: str | None = None
     _sources: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -121,6 +122,7 @@ _FILE = {
     ("policy", "required_attestations"): "required_attestations",
     ("policy", "max_severity"): "max_severity",
     ("publish", "register_model"): "register_model",
+    ("publish", "artifacts_destination"): "artifacts_destination",
 }
 _ENV = {
     "MLFLOW_MODELKIT_INSECURE_REGISTRIES": "insecure_registries",
@@ -136,6 +138,7 @@ _ENV = {
     "MLFLOW_MODELKIT_REQUIRED_ATTESTATIONS": "required_attestations",
     "MLFLOW_MODELKIT_MAX_SEVERITY": "max_severity",
     "MLFLOW_MODELKIT_REGISTER_MODEL": "register_model",
+    "MLFLOW_MODELKIT_ARTIFACTS_DESTINATION": "artifacts_destination",
 }
 
 

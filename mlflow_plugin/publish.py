@@ -140,6 +140,34 @@ class _Source:
     manifest: dict[str, Any]
 
 
+def resolve_artifact_uri(uri: str, destination: str | None) -> str:
+    """A run's or model's artifact URI as a ``modelkit://`` URI.
+
+    Proxied runs (``mlflow server --artifacts-destination modelkit://HOST/ml``) report
+    ``mlflow-artifacts:/<exp>/<run>/artifacts``; the destination (admin config
+    ``publish.artifacts_destination`` / ``MLFLOW_MODELKIT_ARTIFACTS_DESTINATION``) maps them back.
+
+    >>> resolve_artifact_uri("mlflow-artifacts:/3/" + "a" * 32 + "/artifacts", "modelkit://h:5000/ml")[:30]
+    'modelkit://h:5000/ml/3/aaaaaaa'
+    """
+    if uri.startswith("modelkit:"):
+        return uri
+    if uri.startswith("mlflow-artifacts:"):
+        if not destination:
+            raise ModelKitError(
+                f"{uri} is proxied by the tracking server: set publish.artifacts_destination (or "
+                "MLFLOW_MODELKIT_ARTIFACTS_DESTINATION) to the server's --artifacts-destination URI"
+            )
+        path = uri.split(":", 1)[1]
+        if path.startswith("//"):  # mlflow-artifacts://host:port/path
+            path = "/" + path[2:].split("/", 1)[1] if "/" in path[2:] else "/"
+        return destination.rstrip("/") + "/" + path.lstrip("/")
+    raise ModelKitError(
+        f"artifacts at {uri.split(':')[0]}:… are not in a modelkit:// store: create the experiment with "
+        "artifact_location='modelkit://…'"
+    )
+
+
 def _draft(uri: str, reference: str) -> _Source | None:
     loc = parse_artifact_uri(uri)
     store = _store_ref(loc)
@@ -218,16 +246,12 @@ def publish_run(
     )
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.get_run(run_id)
-    if not run.info.artifact_uri.startswith("modelkit:"):
-        raise ModelKitError(
-            f"run {run_id} stores its artifacts at {run.info.artifact_uri.split(':')[0]}:…, not in a "
-            "modelkit:// store: create the experiment with artifact_location='modelkit://…'"
-        )
+    run_uri = resolve_artifact_uri(run.info.artifact_uri, cfg.artifacts_destination)
 
     # ---- 1. compose -----------------------------------------------------------------------------
     progress("compose", 0, 1)
-    run_src = _draft(run.info.artifact_uri, f"run-{run_id}")
-    model_src, model_name = _pick_model(client, run, model)
+    run_src = _draft(run_uri, f"run-{run_id}")
+    model_src, model_name = _pick_model(client, run, model, cfg.artifacts_destination)
     if run_src is None and model_src is None:
         raise ModelKitError(f"run {run_id} has no artifacts and no logged model: nothing to publish")
     target_store = repository or (run_src or model_src).store  # type: ignore[union-attr]
@@ -338,7 +362,9 @@ def publish_run(
     return result
 
 
-def _pick_model(client: Any, run: Any, wanted: str | None) -> tuple[_Source | None, str | None]:
+def _pick_model(
+    client: Any, run: Any, wanted: str | None, destination: str | None = None
+) -> tuple[_Source | None, str | None]:
     outputs = list(getattr(run.outputs, "model_outputs", None) or [])
     candidates = []
     for o in outputs:
@@ -349,9 +375,10 @@ def _pick_model(client: Any, run: Any, wanted: str | None) -> tuple[_Source | No
         if not candidates:
             raise ModelKitError(f"run {run.info.run_id} has no logged model named {wanted!r}")
     for lm in candidates:
-        if not str(lm.artifact_location).startswith("modelkit:"):
+        loc = str(lm.artifact_location)
+        if not loc.startswith(("modelkit:", "mlflow-artifacts:")):
             continue
-        src = _draft(lm.artifact_location, lm.model_id)
+        src = _draft(resolve_artifact_uri(loc, destination), lm.model_id)
         if src is not None:
             return src, lm.name
     return None, None

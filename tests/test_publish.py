@@ -821,3 +821,21 @@ def test_publish_through_mlflow_server(
     loaded = mlflow.pyfunc.load_model(f"models:/{name}/1", dst_path=str(tmp_path / "dst"))
     np.testing.assert_array_equal(np.asarray(loaded.predict(logged.X)), logged.model.predict(logged.X))
     assert verify_kit(r.reference, TrustPolicy(trusted_keys=[keys.public])).ok
+
+
+def test_publish_a_proxied_run(
+    mlflow_server: MlflowServer, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proxy mode: only the server has the destination; the client publishes via the admin setting."""
+    mlflow.set_tracking_uri(mlflow_server.url)
+    exp = mlflow.create_experiment(f"proxied-{uuid.uuid4().hex[:6]}")  # mlflow-artifacts:/<id>
+    with mlflow.start_run(experiment_id=exp) as run:
+        mlflow.log_param("lr", 0.1)
+        mlflow.log_text("print('train')\n", "code/train.py")
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+    with pytest.raises(ModelKitError, match="artifacts_destination"):
+        publish_run(run.info.run_id, "v1", key=keys.private, tracking_uri=mlflow_server.url)
+    monkeypatch.setenv("MLFLOW_MODELKIT_ARTIFACTS_DESTINATION", mlflow_server.destination)
+    r = publish_run(run.info.run_id, "v1", key=keys.private, tracking_uri=mlflow_server.url)
+    assert r.store == f"{mlflow_server.registry.host}/{mlflow_server.destination_repository}/{exp}"
+    assert verify_kit(r.reference, TrustPolicy(trusted_keys=[keys.public])).ok
