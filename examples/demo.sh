@@ -58,7 +58,7 @@ X, _ = make_classification(n_samples=20, n_features=8, weights=[0.95], random_st
 m = mlflow.pyfunc.load_model("models:/fraud/1")
 print(f"  verified and loaded models:/fraud/1: {int(m.predict(X).sum())} of {len(X)} flagged")' 2>/dev/null
 
-step "a tampered copy is refused (one byte of the model layer flipped)"
+step "a tampered copy is refused (one byte of its largest layer flipped)"
 rm -rf "$OUT/tampered" && cp -r "$OUT/kits/team/fraud" "$OUT/tampered"
 $PY - "$OUT/tampered" <<'PYEOF'
 import json, os, sys
