@@ -11,7 +11,6 @@ returns a callback that receives byte counts (the CLI passes a tqdm bar; the def
 
 from __future__ import annotations
 
-import gzip  # noqa: F401  (documented compression support)
 import hashlib
 import io
 import json

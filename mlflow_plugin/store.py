@@ -718,10 +718,3 @@ def _layer_record(d: dict[str, Any]) -> dict[str, Any]:
         "media_type": d.get("mediaType", ""),
         "files": _files_of(d),
     }
-
-
-def iter_all(kit: DraftKit) -> Iterator[IndexedFile]:
-    """Every file of the kit, sorted by path."""
-    files = kit.files()
-    for p in sorted(files):
-        yield files[p]

@@ -14,7 +14,6 @@ signature; and (``deep=True``) every blob re-hashed while streamed.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -249,10 +248,6 @@ def load_verifier(repo: Repository, policy: TrustPolicy, ref: str) -> Callable[[
             raise ModelKitError(f"refusing to load {ref} ({digest[:19]}…): {why}")
 
     return check
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def verify(
