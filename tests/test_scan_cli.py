@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mlflow_plugin import ops
 from mlflow_plugin.cli import main
+from mlflow_plugin.errors import NotFoundError
+from mlflow_plugin.scan.api import scan_kit
 
 # GLOBAL os.system, then a harmless argument, TUPLE1, REDUCE, STOP (protocol 2 header)
 EVIL = b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueq\x00\x85q\x01Rq\x02."
@@ -96,3 +99,22 @@ def test_kit_reference_is_scanned_from_the_store(tmp_path: Path) -> None:
     rep = json.loads(out)
     assert any(f["path"] == "model/model.pt" and f["severity"] == "critical" for f in rep["findings"])
     assert rep["target"].startswith(f"oci:{tmp_path}/kits/m")
+
+
+def test_kit_scan_results_are_cached_by_layer_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    ctx = tmp_path / "ctx"
+    (ctx / "model").mkdir(parents=True)
+    (ctx / "model" / "model.pt").write_bytes(EVIL)
+    (ctx / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel: {path: model}\n")
+    ops.pack(str(ctx), f"oci:{tmp_path}/kits/m:v1")
+    first = scan_kit(f"oci:{tmp_path}/kits/m:v1")
+    # the cached result is replayed without reading the layer: delete the blob to prove it
+    manifest = ops.inspect(f"oci:{tmp_path}/kits/m:v1").manifest
+    (tmp_path / "kits/m/blobs/sha256" / manifest["layers"][0]["digest"].split(":")[1]).unlink()
+    again = scan_kit(f"oci:{tmp_path}/kits/m:v1")
+    assert [f.to_json() for f in again.findings] == [f.to_json() for f in first.findings]
+    assert [f.path for f in again.files] == [f.path for f in first.files]
+    monkeypatch.setenv("MLFLOW_MODELKIT_SCAN_CACHE", "0")
+    with pytest.raises(NotFoundError):
+        scan_kit(f"oci:{tmp_path}/kits/m:v1")

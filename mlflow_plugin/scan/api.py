@@ -15,6 +15,7 @@ Files are scanned in parallel threads where it helps.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -295,7 +296,6 @@ def scan_kit(
     ref: str, limits: Limits | None = None, policy: Policy | None = None, **registry_options: Any
 ) -> ScanReport:
     """Scan every layer of a kit, streamed from its store and verified while read."""
-    import json
     import tarfile
 
     from ..kit.mediatypes import parse_layer_media_type
@@ -308,9 +308,13 @@ def scan_kit(
         data, _mt, digest = repo.get_manifest(loc.reference or "latest")
         m = json.loads(data)
         ctx.report_obj.target = f"{loc}@{digest}" if "@" not in str(loc) else str(loc)
+        cache = _LayerCache(ctx)
         for layer in m.get("layers") or []:
             parsed = parse_layer_media_type(layer.get("mediaType", ""))
             ld = layer["digest"]
+            if cache.replay(ld):
+                continue  # this exact blob was scanned before with the same scanner and policy
+            mark = cache.mark()
             with repo.open_blob(ld, layer.get("size")) as blob:
                 if parsed is None or parsed[1] != "tar":
                     dispatch(ctx, f"{ld}", blob, layer.get("size", 0))
@@ -334,9 +338,65 @@ def scan_kit(
                 verify = getattr(blob, "verify", None)
                 if verify:
                     verify()
+            cache.store(ld, mark)
     finally:
         repo.close()
     return ctx.report_obj
+
+
+class _LayerCache:
+    """Scan results per layer digest (content-addressed, so a result is valid for exactly those bytes).
+
+    Keyed by digest, scanner version, policy and limits; ``MLFLOW_MODELKIT_SCAN_CACHE=0`` disables it.
+    Publishing a run whose layers were scanned before (re-publish, another tag) skips re-reading them.
+    """
+
+    def __init__(self, ctx: ScanContext) -> None:
+        import dataclasses
+
+        from .. import __version__
+        from .._internal import statcache
+
+        self.ctx = ctx
+        self.db = None
+        if os.environ.get("MLFLOW_MODELKIT_SCAN_CACHE", "1").lower() not in ("0", "false", "no", "off"):
+            path = os.path.join(os.path.dirname(statcache.default_path()), "scancache.sqlite")
+            self.db = statcache.StatCache(path)
+        p = ctx.policy
+        self.salt = json.dumps(
+            [__version__, sorted(p.allow_globals), sorted(p.allow_modules), dataclasses.asdict(ctx.limits)],
+            sort_keys=True,
+        )
+
+    def _key(self, digest: str) -> str:
+        return hashlib.sha256(f"{digest}|{self.salt}".encode()).hexdigest()
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.ctx.report_obj.files), len(self.ctx.report_obj.findings)
+
+    def replay(self, digest: str) -> bool:
+        if self.db is None:
+            return False
+        hit = self.db.get(self._key(digest))
+        if hit is None:
+            return False
+        from .report import FileRecord, Finding
+
+        self.ctx.report_obj.files += [FileRecord(**f) for f in hit["files"]]
+        self.ctx.report_obj.findings += [
+            Finding(f["path"], Severity.parse(f["severity"]), f["rule"], f["message"], f["evidence"])
+            for f in hit["findings"]
+        ]
+        return True
+
+    def store(self, digest: str, mark: tuple[int, int]) -> None:
+        if self.db is None:
+            return
+        import dataclasses
+
+        files = [dataclasses.asdict(f) for f in self.ctx.report_obj.files[mark[0] :]]
+        findings = [f.to_json() for f in self.ctx.report_obj.findings[mark[1] :]]
+        self.db.put(self._key(digest), {"files": files, "findings": findings})
 
 
 # formats whose scanners need random access (central directories, B-trees); others stream
