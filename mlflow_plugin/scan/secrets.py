@@ -450,8 +450,16 @@ def scan_text(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None
     """
     f = _Finder(ctx, path)
     limit = ctx.limits.max_text_scan
+    first: list[str] = []
     for lineno, line in _lines(stream, limit):
         f.text(f"line {lineno}", line)
+        if lineno <= 2:
+            first.append(line)
+    if size <= 4096 and len(first) == 1 and first[0].strip():
+        # a one-value file named like a secret: MLflow's file store keeps each param as
+        # <run>/params/<name> holding just the value (e.g. params/aws_secret_access_key)
+        name = path.split("!")[-1].rsplit("/", 1)[-1]
+        scan_params(ctx, path, {name: first[0].strip()})
     if size > limit:
         ctx.report(
             path,
