@@ -86,7 +86,7 @@ class Repository(abc.ABC):
         against a digest they know for it (e.g. the file index's per-file SHA-256).
         """
 
-    def iter_range(self, digest: str, offset: int, length: int, chunk: int = 4 << 20) -> Iterator[bytes]:
+    def iter_range(self, digest: str, offset: int, length: int, chunk: int = 1 << 20) -> Iterator[bytes]:
         """Stream ``length`` bytes at ``offset`` in chunks (one request on a registry; not verified)."""
         pos, left = offset, length
         while left > 0:

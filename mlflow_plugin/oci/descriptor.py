@@ -75,7 +75,7 @@ class DigestingReader:
         b[: len(data)] = data
         return len(data)
 
-    def copy_to(self, out: Any, progress: Any = None, chunk: int = 4 << 20) -> int:
+    def copy_to(self, out: Any, progress: Any = None, chunk: int = 1 << 20) -> int:
         """Copy the rest of the stream to ``out`` and verify, reading/hashing/writing concurrently."""
         from .._internal.pipeline import fan_out
 

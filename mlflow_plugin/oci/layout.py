@@ -149,7 +149,7 @@ class LayoutRepository(Repository):
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest} not found in {self.display}") from None
 
-    def iter_range(self, digest: str, offset: int, length: int, chunk: int = 4 << 20) -> Iterator[bytes]:
+    def iter_range(self, digest: str, offset: int, length: int, chunk: int = 1 << 20) -> Iterator[bytes]:
         try:
             f = open(self._blob_path(digest), "rb")  # noqa: SIM115
         except FileNotFoundError:

@@ -832,7 +832,7 @@ class RegistryRepository(Repository):
         skip = offset if resp.status_code == 200 else self._range_start(resp, offset, op)
         return self._read_span(resp, skip, length, op)
 
-    def iter_range(self, digest: str, offset: int, length: int, chunk: int = 4 << 20) -> Iterator[bytes]:
+    def iter_range(self, digest: str, offset: int, length: int, chunk: int = 1 << 20) -> Iterator[bytes]:
         """One ``Range`` request streamed in ``chunk``-sized pieces (bounded memory; not verified)."""
         check_digest(digest)
         if length <= 0:
