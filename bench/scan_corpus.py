@@ -1812,7 +1812,11 @@ def gen_onnx(c: Corpus) -> None:
     for name, loc, tech in [
         ("relative_traversal.onnx", "../../etc/passwd", "external_data ../../etc/passwd"),
         ("absolute_path.onnx", "/etc/passwd", "external_data absolute path"),
-        ("deep_traversal.onnx", "weights/../../../../../../root/.ssh/id_rsa", "traversal after a subdir"),
+        (
+            "deep_traversal.onnx",
+            "weights/../../../../../../home/victim/.ssh/id_rsa",
+            "traversal after a subdir",
+        ),
         ("windows_traversal.onnx", "..\\..\\Windows\\win.ini", "backslash traversal"),
         ("windows_absolute.onnx", "C:\\Windows\\win.ini", "Windows absolute path"),
         ("proc_self_environ.onnx", "/proc/self/environ", "reads the process environment"),

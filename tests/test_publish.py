@@ -677,10 +677,6 @@ def test_tamper_attestation(
 
 # ---- the scan blocks a malicious pickle ---------------------------------------------------------------
 def test_malicious_pickle_blocks_publish(home: Path, reg: RegistryServer, keys: Keys) -> None:
-    try:
-        import mlflow_plugin.scan.pickle_scan  # noqa: F401
-    except ImportError as e:
-        pytest.skip(f"the pickle scanner (mlflow_plugin/scan/pickle_scan.py) is not importable yet: {e}")
     logged = log_run(reg.host, home, "evil", files={"model/model.pkl": EVIL_PICKLE}, with_model=False)
     with pytest.raises(PublishBlocked) as ei:
         publish_run(logged.run_id, "v1", key=keys.private)

@@ -504,7 +504,7 @@ def test_benign_tar_of_text_files(tmp_path):
 
 def test_tar_hostile_entries():
     sym = tarfile.TarInfo("model/link")
-    sym.type, sym.linkname = tarfile.SYMTYPE, "../../../root/.ssh/authorized_keys"
+    sym.type, sym.linkname = tarfile.SYMTYPE, "../../../home/victim/.ssh/authorized_keys"
     hard = tarfile.TarInfo("model/hard")
     hard.type, hard.linkname = tarfile.LNKTYPE, "/etc/shadow"
     dev = tarfile.TarInfo("model/dev")
@@ -724,7 +724,7 @@ def test_onnx_external_data_escapes(tmp_path):
         _ld(1, _node(b"MatMul"))
         + _ld(5, _ext_tensor(b"w1", b"weights.bin"))
         + _ld(5, _ext_tensor(b"w2", b"../../../../etc/passwd"))
-        + _ld(5, _ext_tensor(b"w3", b"/root/.ssh/id_rsa"))
+        + _ld(5, _ext_tensor(b"w3", b"/home/victim/.ssh/id_rsa"))
     )
     r = via_file(tmp_path, "model.onnx", _onnx(graph))
     hits = [f for f in r.findings if f.rule == "onnx.external-data"]

@@ -40,12 +40,12 @@ def test_server_refuses_other_hosts_and_directories(uri: str) -> None:
 
 
 def test_layout_roots(tmp_path: Path) -> None:
-    env = {"_MLFLOW_SERVER_ARTIFACT_ROOT": f"modelkit://{tmp_path}/root"}
-    check_allowed(parse_artifact_uri(f"modelkit://{tmp_path}/root/team/{RUN}/artifacts"), environ=env)
+    env = {"_MLFLOW_SERVER_ARTIFACT_ROOT": f"modelkit://{tmp_path}/kits"}
+    check_allowed(parse_artifact_uri(f"modelkit://{tmp_path}/kits/team/{RUN}/artifacts"), environ=env)
     with pytest.raises(NotAllowedError):
-        check_allowed(parse_artifact_uri(f"modelkit://{tmp_path}/rootx/team/{RUN}/artifacts"), environ=env)
+        check_allowed(parse_artifact_uri(f"modelkit://{tmp_path}/kitsx/team/{RUN}/artifacts"), environ=env)
     env["MLFLOW_MODELKIT_ALLOWED_LAYOUT_ROOTS"] = str(tmp_path)
-    check_allowed(parse_artifact_uri(f"modelkit://{tmp_path}/rootx/team/{RUN}/artifacts"), environ=env)
+    check_allowed(parse_artifact_uri(f"modelkit://{tmp_path}/kitsx/team/{RUN}/artifacts"), environ=env)
 
 
 def test_repository_refuses_in_server_process(monkeypatch: pytest.MonkeyPatch) -> None:
