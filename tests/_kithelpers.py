@@ -76,6 +76,28 @@ def make_tree(
     return root
 
 
+def make_case0_context(root: Path) -> Path:
+    """The §10.2 reference context (case0) under ``root``: files, empty dir, 0755 file, symlink."""
+    ctx = make_tree(
+        root,
+        {
+            "Kitfile": CASE0_KITFILE,
+            ".kitignore": "*.log\n",
+            "model/weights.bin": "abc",
+            "model/debug.log": "x",
+            "model/sub/cfg.json": "{}",
+            "code/train.py": "print(1)\n",
+            "code/ünïcode.txt": "u",
+            f"code/{'a' * 60}/{'b' * 68}/file.txt": "deep",
+            "data.csv": "a,b\n1,2\n",
+        },
+        dirs=("code/empty",),
+        modes={"code/train.py": 0o755},
+    )
+    os.symlink("train.py", ctx / "code" / "link.py")
+    return ctx
+
+
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

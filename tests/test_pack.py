@@ -15,7 +15,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _kithelpers import CASE0_KITFILE, make_tree, pin_env, read_kit, sha256, tar_members, tar_names
+from _kithelpers import (
+    make_case0_context,
+    make_tree,
+    pin_env,
+    read_kit,
+    sha256,
+    tar_members,
+    tar_names,
+)
 from click.testing import CliRunner
 
 from mlflow_plugin import ops
@@ -44,23 +52,7 @@ def layer_files(kit: dict) -> list[set[str]]:
 
 def test_reference_vector_manifest_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pin_env(monkeypatch)
-    ctx = make_tree(
-        tmp_path / "ctx",
-        {
-            "Kitfile": CASE0_KITFILE,
-            ".kitignore": "*.log\n",
-            "model/weights.bin": "abc",
-            "model/debug.log": "x",
-            "model/sub/cfg.json": "{}",
-            "code/train.py": "print(1)\n",
-            "code/ünïcode.txt": "u",
-            f"code/{'a' * 60}/{'b' * 68}/file.txt": "deep",
-            "data.csv": "a,b\n1,2\n",
-        },
-        dirs=("code/empty",),
-        modes={"code/train.py": 0o755},
-    )
-    os.symlink("train.py", ctx / "code" / "link.py")
+    ctx = make_case0_context(tmp_path / "ctx")
     kit = pack(ctx, tmp_path / "out", tag="golden")
     assert kit["digest"] == "sha256:5eeea071e49b69f34e21dbeecac473fe23c93a5ae76d4dc75b74bedc24384fa8"
     assert len(kit["manifest_bytes"]) == 1056

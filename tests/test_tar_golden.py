@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from _kithelpers import CASE0_KITFILE, make_tree
+from _kithelpers import make_case0_context, make_tree
 
 from mlflow_plugin.kit import tarwriter
 from mlflow_plugin.kit.kitfile import Kitfile
@@ -79,24 +79,7 @@ def checksum_ok(blk: bytes) -> bool:
 
 @pytest.fixture
 def case0_ctx(tmp_path: Path) -> Path:
-    ctx = make_tree(
-        tmp_path / "ctx",
-        {
-            "Kitfile": CASE0_KITFILE,
-            ".kitignore": "*.log\n",
-            "model/weights.bin": "abc",
-            "model/debug.log": "x",
-            "model/sub/cfg.json": "{}",
-            "code/train.py": "print(1)\n",
-            "code/ünïcode.txt": "u",
-            f"code/{A60}/{B68}/file.txt": "deep",
-            "data.csv": "a,b\n1,2\n",
-        },
-        dirs=("code/empty",),
-        modes={"code/train.py": 0o755},
-    )
-    os.symlink("train.py", ctx / "code" / "link.py")
-    return ctx
+    return make_case0_context(tmp_path / "ctx")
 
 
 def build(ctx: Path, path: str) -> bytes:
