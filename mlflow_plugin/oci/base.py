@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
+from .._internal.gojson import Ordered, dumps
 from .descriptor import Descriptor, sha256_digest
 from .mediatypes import OCI_INDEX, OCI_MANIFEST
 
@@ -206,3 +207,36 @@ class Repository(abc.ABC):
 def empty_index() -> dict[str, Any]:
     """A fresh, empty OCI image index."""
     return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+_DESC_ORDER = ("mediaType", "digest", "size", "urls", "annotations", "data", "platform", "artifactType")
+_INDEX_ORDER = ("schemaVersion", "mediaType", "artifactType", "manifests", "subject", "annotations")
+
+
+def _go_ordered(d: dict[str, Any], order: tuple[str, ...]) -> Ordered:
+    """Copy ``d`` with keys in Go struct field order (unknown keys kept, after the known ones)."""
+    out = Ordered()
+    for k in order:
+        if k in d:
+            out[k] = d[k]
+    for k, v in d.items():
+        if k not in out:
+            out[k] = v
+    return out
+
+
+def merge_referrers_index(index: dict[str, Any], desc: Descriptor) -> bytes:
+    """The tag-schema referrers ``index`` (parsed; ``{}`` if none) plus ``desc``, deduplicated,
+    sorted by digest and serialised like go-containerregistry writes it. Shared by every store."""
+    entries = [
+        m for m in index.get("manifests") or [] if isinstance(m, dict) and m.get("digest") != desc.digest
+    ]
+    entries.append(desc.to_json())
+    entries.sort(key=lambda m: str(m.get("digest")))
+    merged = {
+        **index,
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [_go_ordered(m, _DESC_ORDER) for m in entries],
+    }
+    return dumps(_go_ordered(merged, _INDEX_ORDER))

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from ..errors import DigestMismatchError, ModelKitError, NotFoundError
-from .base import Progress, Repository, empty_index, referrer_descriptor, referrers_tag
+from .base import Progress, Repository, empty_index, merge_referrers_index, referrer_descriptor, referrers_tag
 from .descriptor import Descriptor, DigestingReader, check_digest
 from .mediatypes import ANN_REF_NAME, OCI_INDEX, OCI_LAYOUT_VERSION, OCI_MANIFEST
 from .reference import check_tag
@@ -301,13 +301,7 @@ class LayoutRepository(Repository):
         with self._lock():
             found = self._find_tag(tag)
             idx = json.loads(self.read_blob(found["digest"])) if found else empty_index()
-            mans = [d for d in idx.get("manifests", []) if d.get("digest") != desc.digest]
-            mans.append(desc.to_json())
-            mans.sort(key=lambda d: d["digest"])
-            idx["manifests"] = mans
-            from .._internal.gojson import dumps
-
-            data = dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": mans})
+            data = merge_referrers_index(idx, desc)
             d = Descriptor.for_bytes(OCI_INDEX, data)
             if not self.blob_exists(d.digest):
                 self._ingest([data], None, expect=(d.digest, d.size))

@@ -87,7 +87,6 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from .._internal.gojson import Ordered, dumps
 from .._internal.hashing import HashWorker
 from ..errors import (
     AuthError,
@@ -98,7 +97,14 @@ from ..errors import (
     RegistryError,
 )
 from .auth import Credentials, RegistryAuth, Scopes, merge_scopes, repository_scope, resolve_credentials
-from .base import Progress, Repository, empty_index, referrer_descriptor, referrers_tag
+from .base import (
+    Progress,
+    Repository,
+    empty_index,
+    merge_referrers_index,
+    referrer_descriptor,
+    referrers_tag,
+)
 from .descriptor import Descriptor, DigestingReader, check_digest
 from .mediatypes import ACCEPT_MANIFESTS, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 from .reference import check_repository, check_tag
@@ -1328,7 +1334,7 @@ class RegistryRepository(Repository):
             for attempt in range(REFERRERS_MERGE_ATTEMPTS):
                 index = self._read_referrers_index(tag)
                 if not _index_has(index, desc.digest):
-                    self._put_referrers_index(tag, _merged_index(index, desc))
+                    self._put_referrers_index(tag, merge_referrers_index(index, desc))
                 if _index_has(self._read_referrers_index(tag), desc.digest):
                     return
                 time.sleep(_backoff(attempt) / 2)
@@ -1386,37 +1392,5 @@ class RegistryRepository(Repository):
 
 
 # ---- tag-schema index helpers ---------------------------------------------------------------------
-_DESC_ORDER = ("mediaType", "digest", "size", "urls", "annotations", "data", "platform", "artifactType")
-_INDEX_ORDER = ("schemaVersion", "mediaType", "artifactType", "manifests", "subject", "annotations")
-
-
-def _go_ordered(d: dict[str, Any], order: tuple[str, ...]) -> Ordered:
-    """Copy ``d`` with keys in Go struct field order (unknown keys kept, after the known ones)."""
-    out = Ordered()
-    for k in order:
-        if k in d:
-            out[k] = d[k]
-    for k, v in d.items():
-        if k not in out:
-            out[k] = v
-    return out
-
-
 def _index_has(index: dict[str, Any], digest: str) -> bool:
     return any(isinstance(m, dict) and m.get("digest") == digest for m in index.get("manifests") or [])
-
-
-def _merged_index(index: dict[str, Any], desc: Descriptor) -> bytes:
-    """``index`` plus ``desc``, sorted by digest, serialised like go-containerregistry would."""
-    entries = [
-        m for m in index.get("manifests") or [] if isinstance(m, dict) and m.get("digest") != desc.digest
-    ]
-    entries.append(desc.to_json())
-    entries.sort(key=lambda m: str(m.get("digest")))
-    merged = {
-        **index,
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [_go_ordered(m, _DESC_ORDER) for m in entries],
-    }
-    return dumps(_go_ordered(merged, _INDEX_ORDER))

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .._internal.gojson import Ordered, dumps
 from ..errors import ModelKitError
 from ..oci.descriptor import check_digest, sha256_digest
-from ..oci.mediatypes import EMPTY_DIGEST, EMPTY_JSON, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST
+from ..oci.mediatypes import EMPTY_DIGEST, EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
 from . import dsse
 from .dsse import VerificationError
 
@@ -63,15 +63,6 @@ def att_tag(manifest_digest: str) -> str:
     '00000000.att'
     """
     return f"sha256-{_hex(manifest_digest)}.att"
-
-
-def referrers_tag(manifest_digest: str) -> str:
-    """The OCI referrers tag-schema fallback tag: ``sha256-<hex>`` (no suffix).
-
-    >>> referrers_tag("sha256:" + "0" * 64) == "sha256-" + "0" * 64
-    True
-    """
-    return f"sha256-{_hex(manifest_digest)}"
 
 
 def simple_signing_payload(docker_reference: str, manifest_digest: str) -> bytes:
@@ -275,70 +266,3 @@ def bundle_referrer_manifest(
             },
         )
     )
-
-
-def referrer_descriptor(manifest_bytes: bytes) -> dict[str, Any]:
-    """The descriptor of a referrer manifest for a referrers index: artifactType + ALL its annotations.
-
-    >>> m = bundle_referrer_manifest(b'{"dsseEnvelope":{}}', OCI_MANIFEST, "sha256:" + "ab" * 32, 1,
-    ...                              COSIGN_SIGN_PREDICATE, "2026-11-25T23:46:06Z")
-    >>> sorted(referrer_descriptor(m)["annotations"])
-    ['dev.sigstore.bundle.content', 'dev.sigstore.bundle.predicateType', 'org.opencontainers.image.created']
-    """
-    m = dsse.strict_json(manifest_bytes, "referrer manifest")
-    if not isinstance(m, dict):
-        raise ModelKitError("referrer manifest is not a JSON object")
-    artifact_type = m.get("artifactType") or (m.get("config") or {}).get("mediaType", "")
-    d: dict[str, Any] = {
-        "mediaType": m.get("mediaType", OCI_MANIFEST),
-        "size": len(manifest_bytes),
-        "digest": sha256_digest(manifest_bytes),
-    }
-    if m.get("annotations"):
-        d["annotations"] = dict(m["annotations"])
-    if artifact_type:
-        d["artifactType"] = artifact_type
-    return _ggcr_order(d)
-
-
-_GGCR_DESCRIPTOR_FIELDS = (
-    "mediaType",
-    "size",
-    "digest",
-    "data",
-    "urls",
-    "annotations",
-    "platform",
-    "artifactType",
-)
-
-
-def _ggcr_order(d: dict[str, Any]) -> Ordered:
-    """A descriptor with its keys in go-containerregistry's struct order (unknown keys last, sorted)."""
-    out = Ordered((k, d[k]) for k in _GGCR_DESCRIPTOR_FIELDS if k in d)
-    for k in sorted(set(d) - set(_GGCR_DESCRIPTOR_FIELDS)):
-        out[k] = d[k]
-    return out
-
-
-def add_to_fallback_index(index_bytes: bytes | None, manifest_bytes: bytes) -> bytes:
-    """Add a referrer to the ``sha256-<hex>`` tag-schema fallback index (``None`` = no index yet).
-
-    Duplicates are skipped and descriptors are sorted by digest, as go-containerregistry does.
-
-    >>> m = bundle_referrer_manifest(b'{"dsseEnvelope":{}}', OCI_MANIFEST, "sha256:" + "ab" * 32, 1,
-    ...                              COSIGN_SIGN_PREDICATE, "2026-11-25T23:46:06Z")
-    >>> add_to_fallback_index(add_to_fallback_index(None, m), m) == add_to_fallback_index(None, m)
-    True
-    """
-    manifests: list[dict[str, Any]] = []
-    if index_bytes is not None:
-        idx = dsse.strict_json(index_bytes, "referrers fallback index")
-        if not isinstance(idx, dict) or idx.get("mediaType", OCI_INDEX) != OCI_INDEX:
-            raise ModelKitError("the referrers fallback tag does not hold an OCI image index")
-        manifests = [_ggcr_order(d) for d in idx.get("manifests") or [] if isinstance(d, dict)]
-    new = referrer_descriptor(manifest_bytes)
-    if all(d.get("digest") != new["digest"] for d in manifests):
-        manifests.append(new)
-    manifests.sort(key=lambda d: str(d.get("digest", "")))
-    return dumps(Ordered(schemaVersion=2, mediaType=OCI_INDEX, manifests=manifests))
