@@ -31,6 +31,7 @@ MODULES = [
     "mlflow_plugin.scan.report",
     "mlflow_plugin.scan.detect",
     "mlflow_plugin.scan.containers",
+    "mlflow_plugin.scan.streams",
     "mlflow_plugin.scan.keras_scan",
     "mlflow_plugin.scan.protobuf_scan",
     "mlflow_plugin.scan.tensor_formats",

@@ -18,8 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
@@ -28,6 +26,7 @@ from ..errors import ModelKitError
 from .context import Limits, Policy, ScanContext
 from .detect import HEAD, detect
 from .report import ScanReport, Severity
+from .streams import ensure_seekable, is_seekable
 
 log = logging.getLogger(__name__)
 Scanner = Callable[[ScanContext, str, IO[bytes], int], None]
@@ -76,7 +75,7 @@ def scan_json_document(ctx: ScanContext, path: str, stream: IO[bytes], size: int
     """JSON: secrets, and — when it is a Keras model config (``model.to_json()``) — Lambda layers."""
     from . import secrets
 
-    start = stream.tell() if _seekable(stream) else None
+    start = stream.tell() if is_seekable(stream) else None
     secrets.scan_json(ctx, path, stream, size)
     if start is None or size > KERAS_JSON_LIMIT:
         return
@@ -100,7 +99,7 @@ def scanners() -> dict[str, Scanner]:
 
 def dispatch(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
     """Detect the format of ``stream`` and run its scanner; errors become findings."""
-    seekable = _seekable(stream)
+    seekable = is_seekable(stream)
     if seekable:
         start = stream.tell()
         head = stream.read(HEAD)
@@ -205,21 +204,6 @@ class _Peek:
 
     def seekable(self) -> bool:
         return False
-
-
-def _seekable(stream: IO[bytes]) -> bool:
-    try:
-        return bool(stream.seekable())
-    except (AttributeError, ValueError):
-        return False
-
-
-def spool(stream: IO[bytes], size: int) -> IO[bytes]:
-    """A seekable copy of a non-seekable member (memory up to 32 MiB, else a temp file)."""
-    f: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT, prefix="modelkit-scan-")  # noqa: SIM115
-    shutil.copyfileobj(stream, f, 1 << 20)
-    f.seek(0)
-    return f
 
 
 def _new_context(target: str, limits: Limits | None, policy: Policy | None) -> ScanContext:
@@ -413,7 +397,7 @@ def _scan_member_stream(ctx: ScanContext, rel: str, f: IO[bytes], size: int) -> 
     peek, head = _Peek.wrap(f)
     fmt = detect(head, rel)
     if size <= SPOOL_LIMIT or fmt in NEEDS_SEEK:
-        with spool(peek, size) as member_stream:
+        with ensure_seekable(peek, size) as member_stream:
             dispatch(ctx, rel, member_stream, size)
         return
     dispatch(ctx, rel, peek, size)

@@ -43,6 +43,7 @@ from typing import IO, Any
 from .context import ScanContext
 from .detect import HEAD, detect
 from .report import Severity
+from .streams import ensure_seekable
 
 SPOOL_MEM = 32 << 20  # members up to this size are held in memory, larger ones in a temp file
 RATIO_FLOOR = 64 << 20  # the ratio limit applies once a member decompresses past this many bytes
@@ -64,34 +65,6 @@ class BudgetExceeded(Exception):
 
 
 # --------------------------------------------------------------------------- stream helpers
-
-
-def is_seekable(stream: Any) -> bool:
-    """True if ``stream`` supports random access (never raises)."""
-    try:
-        return bool(stream.seekable())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def ensure_seekable(stream: IO[bytes], size: int) -> IO[bytes]:
-    """``stream`` itself if seekable, else a spooled copy of at most ``size`` bytes.
-
-    >>> ensure_seekable(io.BytesIO(b"abc"), 3).read()
-    b'abc'
-    """
-    if is_seekable(stream):
-        return stream
-    f: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEM, prefix="modelkit-scan-")  # noqa: SIM115
-    left = max(size, 0)
-    while left > 0:
-        b = stream.read(min(CHUNK, left))
-        if not b:
-            break
-        f.write(b)
-        left -= len(b)
-    f.seek(0)
-    return f
 
 
 class Window(io.RawIOBase):
