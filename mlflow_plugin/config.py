@@ -21,6 +21,14 @@ Example file::
     fail_on = "high"                             # block publishing at or above this severity
     allow_globals = ["mypkg.models.MyEstimator"]
 
+    [publish]
+    redact_params = ["*password*", "*secret*", "*token*", "*_key"]   # value published as "[redacted]"
+
+    [limits]
+    max_unpack_bytes = 1099511627776             # total decompressed output of one unpack (1 TiB)
+    max_unpack_ratio = 1000                      # decompressed / compressed size of a layer
+    max_unpack_entries = 1000000                 # tar entries in one layer
+
     [policy]
     require_signature = true                     # loads of published kits must verify
     required_attestations = ["provenance", "scan"]
@@ -42,6 +50,19 @@ from .errors import ModelKitError
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 ATTESTATIONS = ("provenance", "scan", "sbom")
+# Run params whose names match one of these (case-insensitive glob) are published as "[redacted]".
+DEFAULT_REDACT_PARAMS = (
+    "*password*",
+    "*passwd*",
+    "*secret*",
+    "*token*",
+    "*api_key*",
+    "*apikey*",
+    "*access_key*",
+    "*private_key*",
+    "*_key",
+    "*credential*",
+)
 
 
 @dataclass
@@ -62,6 +83,10 @@ class Config:
     max_severity: str = "medium"
     register_model: bool = False
     artifacts_destination: str | None = None
+    redact_params: list[str] = field(default_factory=lambda: list(DEFAULT_REDACT_PARAMS))
+    max_unpack_bytes: int = 1 << 40
+    max_unpack_ratio: int = 1000
+    max_unpack_entries: int = 1_000_000
     path: str | None = None
     _sources: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -123,6 +148,10 @@ _FILE = {
     ("policy", "max_severity"): "max_severity",
     ("publish", "register_model"): "register_model",
     ("publish", "artifacts_destination"): "artifacts_destination",
+    ("publish", "redact_params"): "redact_params",
+    ("limits", "max_unpack_bytes"): "max_unpack_bytes",
+    ("limits", "max_unpack_ratio"): "max_unpack_ratio",
+    ("limits", "max_unpack_entries"): "max_unpack_entries",
 }
 _ENV = {
     "MLFLOW_MODELKIT_INSECURE_REGISTRIES": "insecure_registries",
@@ -139,6 +168,10 @@ _ENV = {
     "MLFLOW_MODELKIT_MAX_SEVERITY": "max_severity",
     "MLFLOW_MODELKIT_REGISTER_MODEL": "register_model",
     "MLFLOW_MODELKIT_ARTIFACTS_DESTINATION": "artifacts_destination",
+    "MLFLOW_MODELKIT_REDACT_PARAMS": "redact_params",
+    "MLFLOW_MODELKIT_MAX_UNPACK_BYTES": "max_unpack_bytes",
+    "MLFLOW_MODELKIT_MAX_UNPACK_RATIO": "max_unpack_ratio",
+    "MLFLOW_MODELKIT_MAX_UNPACK_ENTRIES": "max_unpack_entries",
 }
 
 
@@ -151,6 +184,16 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
         raise ModelKitError(f"{where}: expected a list of strings")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ModelKitError(f"{where}: expected a positive integer")
+        try:
+            n = int(str(value).strip())
+        except ValueError:
+            raise ModelKitError(f"{where}: expected a positive integer, got {value!r}") from None
+        if n <= 0:
+            raise ModelKitError(f"{where}: expected a positive integer, got {value!r}")
+        return n
     if "bool" in kind:
         if isinstance(value, bool):
             return value

@@ -48,3 +48,7 @@ class AuthError(RegistryError):
 
 class ExistsError(ModelKitError):
     """A file that unpack would write already exists and overwriting was not asked for."""
+
+
+class LimitExceededError(UnsafeArchiveError):
+    """Unpacking would exceed an admin limit (``[limits]``: output bytes, ratio, entries)."""
