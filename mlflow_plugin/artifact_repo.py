@@ -28,10 +28,11 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_
 from mlflow.store.artifact.artifact_repo import ArtifactRepository, StreamUploadMixin
 
 from .errors import ModelKitError, NotFoundError, ReferenceFormatError
+from .kit.unpack import Staging
 from .oci.base import Repository
 from .oci.reference import LayoutLocation, Reference, RegistryLocation
 from .server_policy import check_allowed
-from .store import DraftKit
+from .store import DraftKit, download_file
 from .stores import open_repository
 from .uri import ArtifactLocation, parse_artifact_uri
 
@@ -56,9 +57,19 @@ def _repository(loc: ArtifactLocation) -> Repository:
         return repo
 
 
-def _mlflow_error(e: Exception) -> MlflowException:
+def _mlflow_error(e: Exception, what: str = "") -> MlflowException:
+    """The one-line ``MlflowException`` for a ModelKitError (``what`` names the artifact)."""
     code = RESOURCE_DOES_NOT_EXIST if isinstance(e, NotFoundError) else INVALID_PARAMETER_VALUE
-    return MlflowException(str(e), error_code=code)
+    return MlflowException(f"{what}: {e}" if what else str(e), error_code=code)
+
+
+def _write_error(what: str, dest: str, e: OSError) -> MlflowException:
+    """A file system failure while writing downloaded artifacts, without internal staging paths."""
+    return MlflowException(
+        f"cannot write {what} into {dest}: {e.strerror or type(e).__name__}; check the directory's "
+        "free space and permissions",
+        error_code=INVALID_PARAMETER_VALUE,
+    )
 
 
 def _verifier_for(loc: ArtifactLocation, repo: Repository) -> Any:
@@ -96,7 +107,7 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
             self.location = parse_artifact_uri(artifact_uri)
         except ReferenceFormatError as e:
             raise MlflowException(
-                f"invalid modelkit artifact URI: {e}", error_code=INVALID_PARAMETER_VALUE
+                str(e), error_code=INVALID_PARAMETER_VALUE
             ) from None
         super().__init__(artifact_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
         self._kits: dict[tuple[str, str], DraftKit] = {}
@@ -203,13 +214,17 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
 
     def _download_file(self, remote_file_path: str, local_path: str) -> None:
         kit, inner = self._resolve(remote_file_path)
-        try:  # the manifest read by the listing that preceded this call (no request per file)
-            kit.read_file(inner, local_path)
-        except NotFoundError:  # logged since then, maybe by another process: look again once
-            self._call(kit.manifest, refresh=True)
-            self._call(kit.read_file, inner, local_path)
+        what = f"artifact {remote_file_path!r} of {self.artifact_uri}"
+        try:
+            try:  # the manifest read by the listing that preceded this call (no request per file)
+                kit.read_file(inner, local_path)
+            except NotFoundError:  # logged since then, maybe by another process: look again once
+                kit.manifest(refresh=True)
+                kit.read_file(inner, local_path)
         except ModelKitError as e:
-            raise _mlflow_error(e) from None
+            raise _mlflow_error(e, what) from None
+        except OSError as e:
+            raise _write_error(what, os.path.dirname(os.path.abspath(local_path)), e) from None
 
     def download_artifacts(self, artifact_path: str | None = None, dst_path: str | None = None) -> str:
         """One manifest read, then parallel verified range downloads (instead of a listing per dir)."""
@@ -241,33 +256,27 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
                     error_code=RESOURCE_DOES_NOT_EXIST,
                 )
         # Files are verified into a staging directory inside ``dst_path`` (same file system) and
-        # moved into place only when every one of them matched the signed index: a tampered kit
+        # moved into place only when every one of them matched the signed index and every
+        # destination is safe (the one safe-path rule of ``unpack``): a hostile or tampered kit
         # leaves nothing behind.
-        from .store import download_file
-
-        staging = tempfile.mkdtemp(prefix=".modelkit-dl-", dir=dst_path)
+        what = f"artifact {artifact_path or '/'!r} of {self.artifact_uri}"
         try:
-            jobs = []
-            for p, f in targets.items():
-                rel = p[len(inner) :].lstrip("/") if inner else p
-                out_rel = posixpath.join(prefix, rel) if rel else prefix
-                staged = os.path.join(staging, *out_rel.split("/"))
-                os.makedirs(os.path.dirname(staged), exist_ok=True)
-                jobs.append((f, staged, os.path.join(dst_path, *out_rel.split("/"))))
-            with ThreadPoolExecutor(max_workers=min(8, max(1, len(jobs)))) as pool:
-                futs = [pool.submit(download_file, kit.repo, f, staged) for f, staged, _ in jobs]
-                for fut in futs:
-                    try:
+            with Staging(dst_path, overwrite=True) as st:
+                jobs = []
+                for p, f in targets.items():
+                    rel = p[len(inner) :].lstrip("/") if inner else p
+                    staged = st.reserve(posixpath.join(prefix, rel) if rel else prefix, f.size)
+                    if staged is not None:
+                        jobs.append((f, staged))
+                for d in empty:  # directories logged empty are recreated, as MLflow's download does
+                    rel = d[len(inner) :].lstrip("/") if inner else d
+                    st.add_dir(posixpath.join(prefix, rel).strip("/"), 0o755)
+                with ThreadPoolExecutor(max_workers=min(8, max(1, len(jobs)))) as pool:
+                    for fut in [pool.submit(download_file, kit.repo, f, staged) for f, staged in jobs]:
                         fut.result()
-                    except ModelKitError as e:
-                        raise _mlflow_error(e) from None
-            for d in empty:  # directories logged empty are recreated, as MLflow's generic download does
-                rel = d[len(inner) :].lstrip("/") if inner else d
-                out_rel = posixpath.join(prefix, rel).strip("/")
-                os.makedirs(os.path.join(dst_path, *out_rel.split("/")), exist_ok=True)
-            for _f, staged, local in jobs:
-                os.makedirs(os.path.dirname(local), exist_ok=True)
-                os.replace(staged, local)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                st.commit()
+        except ModelKitError as e:
+            raise _mlflow_error(e, what) from None
+        except OSError as e:
+            raise _write_error(what, dst_path, e) from None
         return os.path.join(dst_path, *prefix.split("/")) if prefix else dst_path

@@ -28,6 +28,7 @@ import os
 import posixpath
 import random
 import stat as statmod
+import tarfile
 import tempfile
 import threading
 import time
@@ -38,11 +39,13 @@ from typing import Any
 from . import __version__
 from ._internal import statcache
 from ._internal.pipeline import fan_out
-from .errors import DigestMismatchError, ModelKitError, NotFoundError
+from .errors import DigestMismatchError, ModelKitError, NotFoundError, UnsafeArchiveError
+from .kit.fileindex import ANN_FILES, check_header, check_tree, header_name, parse_file_index, pax_records
 from .kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPart, Package
 from .kit.layers import Entry, LayerStream, tar_size
 from .kit.manifest import build_manifest
 from .kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, layer_media_type, parse_layer_media_type
+from .kit.safepath import clean_path
 from .oci.base import Repository
 from .oci.descriptor import Descriptor
 from .oci.layout import LayoutRepository
@@ -50,7 +53,6 @@ from .oci.mediatypes import OCI_MANIFEST
 
 log = logging.getLogger(__name__)
 
-ANN_FILES = "dev.mlflow-modelkit.files"
 ANN_DRAFT = "dev.mlflow-modelkit.draft"
 KIND_ORDER = {"model": 0, "modelpart": 1, "code": 2, "dataset": 3, "docs": 4}
 CODE_EXT = {
@@ -235,15 +237,8 @@ def classify(entries: list[Entry], dataset_paths: frozenset[str] = frozenset()) 
     return "docs"
 
 
-def _files_of(desc: dict[str, Any]) -> list[list[Any]]:
-    raw = (desc.get("annotations") or {}).get(ANN_FILES)
-    if not raw:
-        return []
-    try:
-        v = json.loads(raw)
-    except ValueError:
-        return []
-    return v if isinstance(v, list) else []
+# The index is parsed and validated (safe paths, sizes, offsets, no duplicates) in one place.
+_files_of = parse_file_index
 
 
 class DraftKit:
@@ -293,10 +288,16 @@ class DraftKit:
         out: dict[str, IndexedFile] = {}
         for d in (m or {}).get("layers") or []:
             desc = Descriptor.from_json(d)
-            for rec in _files_of(d):
-                path, size, sha, off = rec[0], int(rec[1]), rec[2], int(rec[3])
-                if not path.endswith("/"):
-                    out[path] = IndexedFile(path, size, sha, off, desc)
+            for path, size, sha, off in _files_of(d):
+                if path.endswith("/"):
+                    continue
+                if path in out:  # a draft never holds one path twice: the writer merges
+                    raise UnsafeArchiveError(
+                        f"kit {self.reference} in {self.repo.display} lists {path!r} in two layers; "
+                        "it was not written by mlflow-modelkit and is refused"
+                    )
+                out[path] = IndexedFile(path, size, sha, off, desc)
+        check_tree(list(out), f"kit {self.reference} in {self.repo.display}")
         return out
 
     def empty_dirs(self) -> list[str]:
@@ -660,14 +661,20 @@ class DraftKit:
 
 
 def download_file(repo: Repository, f: IndexedFile, dest: str) -> None:
-    """Fetch ``f``'s bytes by range request(s), verify SHA-256, then rename into ``dest``."""
+    """Fetch ``f``'s bytes by range request, check them against the tar, verify SHA-256, rename to ``dest``.
+
+    The request starts one 512-byte block early, at the tar header in front of the file: it must
+    name a regular file of the indexed size at the indexed path, so a range download yields what
+    ``unpack`` would (the index is written by whoever wrote the kit and proves nothing alone).
+    """
     d = os.path.dirname(os.path.abspath(dest))
     fd, tmp = tempfile.mkstemp(prefix=".modelkit-dl-", dir=d)
     try:
         h = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
             # one range request; reading, hashing and writing overlap on three threads
-            n = fan_out(repo.iter_range(f.layer.digest, f.offset, f.size), [h.update, out.write])
+            chunks = _after_header(repo, f, repo.iter_range(f.layer.digest, f.offset - BLOCK, f.size + BLOCK))
+            n = fan_out(chunks, [h.update, out.write])
             if n != f.size:
                 raise DigestMismatchError(
                     f"short read of {f.path} from layer {f.layer.digest} ({n} of {f.size} bytes)"
@@ -683,6 +690,60 @@ def download_file(repo: Repository, f: IndexedFile, dest: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+BLOCK = 512
+_PAX_LOOKBACK = 16 << 10  # PAX records of one entry (a path up to 4096 bytes) fit easily
+
+
+def _after_header(repo: Repository, f: IndexedFile, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Check the tar header block that precedes ``f``'s bytes, then yield the bytes themselves."""
+    head = b""
+    for chunk in chunks:
+        if len(head) < BLOCK:
+            need = BLOCK - len(head)
+            head += chunk[:need]
+            chunk = chunk[need:]
+            if len(head) == BLOCK:
+                _check_entry(repo, f, head)
+        if chunk:
+            yield chunk
+    if len(head) < BLOCK:
+        raise UnsafeArchiveError(f"layer {f.layer.digest[:19]}: index entry {f.path!r} lies beyond the layer")
+
+
+def _check_entry(repo: Repository, f: IndexedFile, header: bytes) -> None:
+    layer = f.layer.digest[:19]
+    check_header(header, f.path, f.size, layer)
+    name = header_name(header, f.path, layer)
+    if _same_path(name, f.path):
+        return
+    # a long or non-ASCII name: the real one is in the PAX header just before this one
+    start = max(0, f.offset - BLOCK - _PAX_LOOKBACK)
+    before = b"".join(repo.iter_range(f.layer.digest, start, f.offset - BLOCK - start))
+    end = len(before)
+    for pos in range(end - 2 * BLOCK, -1, -BLOCK):
+        try:
+            info = tarfile.TarInfo.frombuf(before[pos : pos + BLOCK], "utf-8", "surrogateescape")
+        except tarfile.HeaderError:
+            continue
+        if info.type != tarfile.XHDTYPE or pos + BLOCK + -(-info.size // BLOCK) * BLOCK != end:
+            continue
+        rec = dict(pax_records(before[pos + BLOCK : pos + BLOCK + info.size]))
+        if _same_path(rec.get("path", name), f.path) and int(rec.get("size", f.size)) == f.size:
+            return
+        break
+    raise UnsafeArchiveError(
+        f"layer {layer}: the file index names {f.path!r} but the tar holds {name!r} there "
+        "(index and tar disagree)"
+    )
+
+
+def _same_path(name: str, path: str) -> bool:
+    try:
+        return clean_path(name) == path
+    except UnsafeArchiveError:
+        return False
 
 
 def _index(stream: LayerStream, entries: list[Entry]) -> list[list[Any]]:

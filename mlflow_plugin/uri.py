@@ -106,6 +106,10 @@ def _clean_rel(path: str) -> str:
     return p
 
 
+class _NoKey(ReferenceFormatError):
+    """The path holds no run/model/trace key (then it may be a plain repository)."""
+
+
 def _split_key(base: ArtifactLocation, segs: list[str], what: str) -> ArtifactLocation:
     """Find the key (run / model / trace id followed by ``artifacts``) in ``segs``.
 
@@ -136,9 +140,9 @@ def _split_key(base: ArtifactLocation, segs: list[str], what: str) -> ArtifactLo
             return replace(base, layout=layout, repository=repo, tag=tag, path=rest)
         if not repo:
             raise ReferenceFormatError(f"{what}: no repository before the run/model/trace id")
-        check_repository(repo.lower())
-        return replace(base, repository=repo.lower(), tag=tag, path=rest)
-    raise ReferenceFormatError(
+        _check_repo(repo, what)
+        return replace(base, repository=repo, tag=tag, path=rest)
+    raise _NoKey(
         f"{what} has no run, model or trace key: expected <experiment>/<run_id>/artifacts/..., "
         "<experiment>/models/<model_id>/artifacts/... or <experiment>/traces/<trace_id>/artifacts/..."
     )
@@ -165,19 +169,61 @@ def parse_artifact_uri(uri: str) -> ArtifactLocation:
             f"invalid URI {uri!r}: expected {SCHEME}://HOST[:PORT]/REPOSITORY/... "
             f"or {SCHEME}:///ABSOLUTE/PATH/..."
         )
-    segs = [s for s in rest.split("/") if s]
+    _check_host(host, uri)
+    segs = _segments(rest, uri)
     base = ArtifactLocation(registry=host, layout=None, repository="")
     published = _published(base, segs, uri)
     if published is not None:
         return published
     if "artifacts" in segs:
         try:
-            return _split_key(base, segs, f"URI {uri!r}")
-        except ReferenceFormatError:
+            return _split_key(base, segs, f"invalid URI {uri!r}")
+        except _NoKey:
             pass
     repo = "/".join(segs)
-    check_repository(repo)
+    _check_repo(repo, f"invalid URI {uri!r}")
     return replace(base, repository=repo)
+
+
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
+_FORMS = f"{SCHEME}://HOST[:PORT]/REPOSITORY/... or {SCHEME}:///ABSOLUTE/PATH/..."
+
+
+def _check_host(host: str, uri: str) -> None:
+    """A registry host[:port]; ``.``/``..`` (a relative layout path) and other odd hosts are refused."""
+    if host in (".", "..") or host.startswith(("./", "../", "~")):
+        raise ReferenceFormatError(
+            f"invalid URI {uri!r}: a local OCI layout needs an absolute path, e.g. {SCHEME}:///srv/kits/team"
+        )
+    if not _HOST.match(host):
+        raise ReferenceFormatError(f"invalid URI {uri!r}: {host!r} is not a registry host; use {_FORMS}")
+
+
+def _segments(rest: str, uri: str) -> list[str]:
+    """Path segments of a URI; one trailing ``/`` is fine, empty segments (``a//b``) are refused."""
+    body = rest[:-1] if rest.endswith("/") else rest
+    segs = body.split("/")
+    if "" in segs:
+        raise ReferenceFormatError(
+            f"invalid URI {uri!r}: empty path segment ('//'); write each path once, e.g. {SCHEME}://HOST/team/x"
+        )
+    if any(x in (".", "..") for x in segs):
+        raise ReferenceFormatError(f"invalid URI {uri!r}: '.' and '..' segments are not allowed")
+    return segs
+
+
+def _check_repo(repo: str, what: str) -> None:
+    """OCI repository names are lowercase: refuse (never silently lowercase, which would mix
+    ``Team/X`` into ``team/x``) with the accepted form."""
+    if repo != repo.lower():
+        raise ReferenceFormatError(
+            f"{what}: repository {repo!r} has upper-case letters; OCI repository names are lowercase, "
+            f"use {repo.lower()!r}"
+        )
+    check_repository(repo)
 
 
 def _published(base: ArtifactLocation, segs: list[str], uri: str) -> ArtifactLocation | None:
@@ -191,7 +237,7 @@ def _published(base: ArtifactLocation, segs: list[str], uri: str) -> ArtifactLoc
                 loc = replace(base, layout=layout, repository="/".join(repo_segs))
             else:
                 repo = "/".join(repo_segs)
-                check_repository(repo)
+                _check_repo(repo, f"invalid URI {uri!r}")
                 loc = replace(base, repository=repo)
             if m.group("digest"):
                 return replace(
@@ -202,7 +248,12 @@ def _published(base: ArtifactLocation, segs: list[str], uri: str) -> ArtifactLoc
 
 
 def _parse_layout(uri: str, body: str) -> ArtifactLocation:
-    segs = [s for s in body.split("/") if s]
+    stripped = body.lstrip("/")
+    if not stripped:
+        raise ReferenceFormatError(
+            f"invalid URI {uri!r}: give an absolute directory, e.g. {SCHEME}:///srv/kits/team"
+        )
+    segs = _segments(stripped, uri)
     if not segs:
         raise ReferenceFormatError(
             f"invalid URI {uri!r}: give an absolute directory, e.g. {SCHEME}:///srv/kits/team"
@@ -213,9 +264,9 @@ def _parse_layout(uri: str, body: str) -> ArtifactLocation:
         return published
     if "artifacts" in segs:
         try:
-            loc = _split_key(replace(base, layout="/"), segs, f"URI {uri!r}")
+            loc = _split_key(replace(base, layout="/"), segs, f"invalid URI {uri!r}")
             return replace(loc, repository=loc.layout.strip("/"))
-        except ReferenceFormatError:
+        except _NoKey:
             pass
     layout = "/" + "/".join(segs)
     return replace(base, layout=layout, repository=layout.strip("/"))
