@@ -10,6 +10,12 @@ that digest by a trusted key; the legacy ``.sig`` signature when present; each r
 attestation (provenance, scan, sbom) signed by a trusted key with the manifest digest as its
 subject; the scan verdict within the policy's maximum severity; the model_signing bundle's
 signature; and (``deep=True``) every blob re-hashed while streamed.
+
+Referrers are judged by their own manifests (see :func:`~mlflow_plugin.trust.attach.list_attachments`),
+so a kit copied with ``skopeo copy`` verifies on the second registry. Referrers that cannot be used
+(unknown type, malformed, oversized, about another subject) never fail verification by themselves:
+they are listed in ``VerifyResult.notes`` (and ``to_json()["notes"]``) and summed up by a passing
+``skipped referrers`` check, which the CLI prints.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class VerifyResult:
     checks: list[Check] = field(default_factory=list)
     provenance: dict[str, Any] | None = None
     scan: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # informational: skipped referrers and why
 
     @property
     def ok(self) -> bool:
@@ -91,6 +98,7 @@ class VerifyResult:
             "digest": self.digest,
             "verified": self.ok,
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "notes": list(self.notes),
         }
 
 
@@ -114,7 +122,9 @@ def verify_attachments(repo: Repository, digest: str, policy: TrustPolicy, resul
             )
         )
         return
-    atts = list_attachments(repo, digest)
+    notes: list[str] = []
+    atts = list_attachments(repo, digest, notes)
+    _add_notes(result, notes)
     verified: dict[str, dict[str, Any]] = {}
     bad: dict[str, str] = {}
     for a in atts:
@@ -123,17 +133,19 @@ def verify_attachments(repo: Repository, digest: str, policy: TrustPolicy, resul
         except ModelKitError as e:
             bad.setdefault(a.kind, str(e))
             continue
-        if a.predicate_type != PRED_OMS and not _subject_matches(stmt, digest):
-            bad.setdefault(a.kind, f"{a.kind} statement is about another artifact (subject digest mismatch)")
+        # no predicateType annotation (some copiers and tools drop it): the signed statement says
+        pred = a.predicate_type or str(stmt.get("predicateType") or "")
+        kind = KIND_BY_PREDICATE.get(pred, pred)
+        if pred != PRED_OMS and not _subject_matches(stmt, digest):
+            bad.setdefault(kind, f"{kind} statement is about another artifact (subject digest mismatch)")
             continue
-        if stmt.get("predicateType") != a.predicate_type:
+        if stmt.get("predicateType") != pred:
             bad.setdefault(
-                a.kind,
-                f"{a.kind} bundle's predicateType {stmt.get('predicateType')!r} does not match "
-                "its annotation",
+                kind,
+                f"{kind} bundle's predicateType {stmt.get('predicateType')!r} does not match its annotation",
             )
             continue
-        verified.setdefault(a.kind, stmt)
+        verified.setdefault(kind, stmt)
     sig_ok = "signature" in verified
     detail = (
         "signed by a trusted key" if sig_ok else bad.get("signature", "no signature found for this digest")
@@ -171,6 +183,17 @@ def verify_attachments(repo: Repository, digest: str, policy: TrustPolicy, resul
                 "signature valid (files are checked on unpack)" if ok else bad["model_signing"],
             )
         )
+
+
+def _add_notes(result: VerifyResult, notes: list[str], shown: int = 3) -> None:
+    """Record ``notes`` and, if any, one passing check that sums them up (the CLI prints checks)."""
+    if not notes:
+        return
+    result.notes.extend(notes)
+    more = f"; and {len(notes) - shown} more (--json lists all)" if len(notes) > shown else ""
+    result.checks.append(
+        Check("skipped referrers", True, f"{len(notes)} note(s): " + "; ".join(notes[:shown]) + more)
+    )
 
 
 def _legacy_sig(repo: Repository, digest: str, keys: list[Any], result: VerifyResult) -> None:
