@@ -11,9 +11,15 @@ Steps (each reported to ``progress(stage, done, total)``):
 1. **compose** — the kit's manifest points at blobs the run's drafts already hold (the run's
    artifacts and its MLflow 3 logged model): nothing is re-uploaded. A final Kitfile config is
    built from the run (package name/version/authors/description/license, model framework from
-   the MLmodel flavors, datasets, code, docs) and the manifest is stored *by digest*.
-2. **scan** — exactly those bytes, streamed and verified (plus the run's params for secrets);
-   the admin's threshold blocks publishing with the report.
+   the MLmodel flavors, datasets, code, docs), and so are the provenance statement and the ML-BOM,
+   all in memory. Params and tags named like secrets (``[publish] redact_params``) keep their name
+   and get the value ``[redacted]`` in all three (:mod:`mlflow_plugin.trust.redact`).
+2. **scan** — first the metadata the kit will carry (the Kitfile config, the provenance, the
+   ML-BOM, the run's params and tags): a secret there is at least ``high`` and blocks publishing
+   *before anything is stored*, with a finding that names the param, tag or field (never the
+   value) and says how to redact it. Then the config and the manifest are stored *by digest* and
+   exactly the kit's bytes are scanned, streamed and verified; the admin's threshold blocks
+   publishing with the report.
 3. **attest** — SLSA provenance from the run, the scan report, a CycloneDX ML-BOM and an
    OpenSSF model_signing bundle, each a signed Sigstore bundle attached as an OCI referrer.
 4. **sign** — a cosign-style signature over the manifest digest (referrer bundle) and a legacy
@@ -43,7 +49,7 @@ from .kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPa
 from .kit.manifest import build_manifest
 from .kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, layer_media_type, parse_layer_media_type
 from .oci.base import Repository
-from .oci.descriptor import Descriptor
+from .oci.descriptor import Descriptor, sha256_digest
 from .oci.layout import LayoutRepository
 from .oci.mediatypes import OCI_MANIFEST
 from .oci.reference import check_tag
@@ -256,9 +262,9 @@ def publish_run(
         raise ModelKitError(f"run {run_id} has no artifacts and no logged model: nothing to publish")
     target_store = repository or (run_src or model_src).store  # type: ignore[union-attr]
     target = _open(target_store)
-    layers, kitfile, files = _compose(run, model_src, model_name, run_src, tag, target, target_store)
+    blobs, layers, kitfile, files = _compose(run, model_src, model_name, run_src, tag, cfg.redact_params)
     config_bytes = kitfile.to_json()
-    cdesc = target.push_bytes(config_bytes, KIT_CONFIG)
+    cdesc = Descriptor.for_bytes(KIT_CONFIG, config_bytes)
     created = _rfc3339(run.info.end_time or run.info.start_time)
     manifest = build_manifest(
         cdesc,
@@ -267,27 +273,35 @@ def publish_run(
         cli_version=f"mlflow-modelkit-{__version__}",
         extra_annotations={"dev.mlflow-modelkit.run-id": run_id},
     )
-    digest = target.put_manifest(manifest, OCI_MANIFEST, tag=None)  # no tag until signed
+    digest = sha256_digest(manifest)
     subject = Descriptor(OCI_MANIFEST, digest, len(manifest))
+    facts = _run_facts(client, run_id, files, cfg.redact_params)
+    statement = _provenance(facts, target_store, tag, digest)
+    bom = _mlbom(facts, target_store, digest, files)
     progress("compose", 1, 1)
 
     # ---- 2. scan --------------------------------------------------------------------------------
     progress("scan", 0, 1)
+    threshold = Severity.parse(cfg.scan_fail_on)
+    # the metadata first: nothing of it is stored until it is clean
+    meta = _scan_metadata(
+        run, cfg.redact_params, {"kitfile": json.loads(config_bytes), "provenance": statement, "mlbom": bom}
+    )
+    if meta.failed(threshold):
+        _blocked(client, run_id, meta, threshold, "secrets in the metadata the kit would carry")
+    for src, d in blobs:
+        _ensure_blob(target, src, d)
+    target.push_bytes(config_bytes, KIT_CONFIG)
+    stored = target.put_manifest(manifest, OCI_MANIFEST, tag=None)  # no tag until signed
+    if stored != digest:
+        raise ModelKitError(f"{target_store} stored the manifest as {stored}, expected {digest}")
     policy = Policy(allow_globals=frozenset(cfg.allow_globals), allow_modules=frozenset(cfg.allow_modules))
     report = scan_kit(f"{target_store}@{digest}", policy=policy)
-    _scan_params(report, run)
+    for finding in meta.findings:  # below the threshold, but part of the signed report
+        report.add(finding)
     progress("scan", 1, 1)
-    threshold = Severity.parse(cfg.scan_fail_on)
     if report.failed(threshold):
-        top = report.sorted_findings()[0]
-        client.set_tag(
-            run_id, "modelkit.scan", f"blocked: {report.max_severity} ({len(report.findings)} findings)"
-        )
-        raise PublishBlocked(
-            f"publishing blocked by the scan: {len(report.findings)} findings, highest {report.max_severity} "
-            f"(threshold {threshold}): {top.path}: {top.rule}: {top.message}",
-            report,
-        )
+        _blocked(client, run_id, report, threshold, "the scan")
 
     # ---- 3./4. attest and sign ------------------------------------------------------------------
     reused = _already_signed(target, digest, private.public_key())
@@ -295,8 +309,7 @@ def publish_run(
     provenance = None
     if not reused:
         progress("attest", 0, 4)
-        facts = _run_facts(client, run_id, files)
-        provenance = _provenance(facts, target_store, tag, digest)
+        provenance = statement
         attachments["provenance"] = attach.attach_bundle(
             target, subject, dsse.sign_bundle(provenance, private, hint="cosign"), attach.PRED_PROVENANCE
         )
@@ -310,7 +323,6 @@ def publish_run(
             target, subject, dsse.sign_bundle(scan_stmt, private, hint="cosign"), attach.PRED_SCAN
         )
         progress("attest", 2, 4)
-        bom = _mlbom(facts, target_store, digest, files)
         if bom is not None:
             bom_stmt = dsse.statement(
                 [{"name": target_store, "digest": {"sha256": digest.split(":", 1)[1]}}], attach.PRED_SBOM, bom
@@ -362,6 +374,19 @@ def publish_run(
     return result
 
 
+def _blocked(client: Any, run_id: str, report: Any, threshold: Any, what: str) -> None:
+    """Record the verdict on the run and raise :class:`PublishBlocked` (one line, top finding first)."""
+    top = report.sorted_findings()[0]
+    client.set_tag(
+        run_id, "modelkit.scan", f"blocked: {report.max_severity} ({len(report.findings)} findings)"
+    )
+    raise PublishBlocked(
+        f"publishing blocked by {what}: {len(report.findings)} findings, highest {report.max_severity} "
+        f"(threshold {threshold}): {top.path}: {top.rule}: {top.message}",
+        report,
+    )
+
+
 def _pick_model(
     client: Any, run: Any, wanted: str | None, destination: str | None = None
 ) -> tuple[_Source | None, str | None]:
@@ -390,10 +415,12 @@ def _compose(
     model_name: str | None,
     run_src: _Source | None,
     tag: str,
-    target: Repository,
-    target_store: str,
-) -> tuple[list[Descriptor], Kitfile, list[tuple[str, int, str]]]:
-    """Layers (model first, kit order) + Kitfile + [(path, size, sha256)] of every file."""
+    redact_params: list[str],
+) -> tuple[list[tuple[_Source, Descriptor]], list[Descriptor], Kitfile, list[tuple[str, int, str]]]:
+    """Blobs to make available in the target (source, descriptor), layers (model first, kit order),
+    the Kitfile (params and tags redacted by name) and ``[(path, size, sha256)]`` of every file."""
+    from .trust.redact import redact_params as redact_by_name
+
     records: list[tuple[str, dict[str, Any], _Source]] = []
     if model_src is not None:
         for d in model_src.manifest.get("layers") or []:
@@ -415,14 +442,13 @@ def _compose(
                 )
             seen[path] = origin
             files.append((path, int(rec[1]), rec[2]))
-    for _origin, d, src in records:
-        _ensure_blob(target, src, Descriptor.from_json(d))
-    params = dict(run.data.params)
+    blobs = [(src, Descriptor.from_json(d)) for _origin, d, src in records]
+    params = redact_by_name(dict(run.data.params), redact_params)
     mlmodel = None
     if model_src is not None:
         mlmodel = _read_small(model_src, "MLmodel")
     framework, fmt = _framework(mlmodel)
-    tags = run.data.tags
+    tags = redact_by_name(dict(run.data.tags), redact_params)
     pkg = Package(
         name=_sanitize(model_name or tags.get("mlflow.runName") or run.info.run_id),
         version=tag,
@@ -475,7 +501,7 @@ def _compose(
             ann[ANN_FILES] = d["annotations"][ANN_FILES]
         descs.append(Descriptor(layer_media_type(kind), d["digest"], d["size"], annotations=ann))
     descs.sort(key=lambda x: order[parse_layer_media_type(x.media_type)[0]])  # type: ignore[index]
-    return descs, kf, sorted(files)
+    return blobs, descs, kf, sorted(files)
 
 
 def _ensure_blob(target: Repository, src: _Source, d: Descriptor) -> None:
@@ -491,15 +517,82 @@ def _ensure_blob(target: Repository, src: _Source, d: Descriptor) -> None:
         target.push_blob(f, d.digest, d.size)
 
 
-def _scan_params(report: Any, run: Any) -> None:
-    try:
-        from .scan import secrets
-        from .scan.context import ScanContext
+# where run params and tags sit in each published document (key path prefixes)
+_PARAM_AT = {
+    "kitfile": "model.parameters.mlflow.params.",
+    "provenance": "predicate.buildDefinition.externalParameters.hyperparameters.",
+    "mlbom": "metadata.component.modelCard.properties[mlflow-modelkit:hyperparameter:",
+    "run": "params.",
+}
+_TAG_AT = {"provenance": "predicate.buildDefinition.internalParameters.tags.", "run": "tags."}
+_TAG_FIELDS = {
+    "kitfile:package.description": "mlflow.note.content",
+    "kitfile:package.license": "license",
+    "kitfile:package.name": "mlflow.runName",
+    "provenance:predicate.buildDefinition.externalParameters.run.run_name": "mlflow.runName",
+    "mlbom:metadata.component.properties[mlflow-modelkit:run_name]": "mlflow.runName",
+}
+_TAG_NAMES = {"mlflow.note.content": "the run description", "mlflow.runName": "the run name"}
+_HOW = "add {name!r} to [publish] redact_params (or MLFLOW_MODELKIT_REDACT_PARAMS) or remove it from the run"
 
-        ctx = ScanContext(report)
-        secrets.scan_params(ctx, f"mlflow run {run.info.run_id} params", dict(run.data.params))
-    except (ImportError, AttributeError):
-        pass
+
+def _label(source: str, keypath: str) -> tuple[str, str]:
+    """What holds a secret found at ``source:keypath`` and how to keep it out of the kit.
+
+    The same param or tag gets the same label in every document, so it is reported once.
+
+    >>> _label("mlbom", "metadata.component.modelCard.properties[mlflow-modelkit:hyperparameter:note]")[0]
+    "param 'note'"
+    >>> _label("kitfile", "package.description")[0]
+    "tag 'mlflow.note.content' (the run description)"
+    """
+    name, kind = None, "tag"
+    for k, table in (("param", _PARAM_AT), ("tag", _TAG_AT)):
+        prefix = table.get(source)
+        if prefix and keypath.startswith(prefix) and len(keypath) > len(prefix):
+            name, kind = keypath[len(prefix) :], k
+            name = name[:-1] if prefix.endswith(":") and name.endswith("]") else name
+            break
+    else:
+        name = _TAG_FIELDS.get(f"{source}:{keypath}")
+    if name is None:
+        return f"{source} field {keypath!r}", "remove it from the run's metadata (names, sources, tags)"
+    what = f"{kind} {name!r}" + (f" ({_TAG_NAMES[name]})" if kind == "tag" and name in _TAG_NAMES else "")
+    return what, _HOW.format(name=name)
+
+
+def _scan_metadata(run: Any, redact_params: list[str], documents: dict[str, Any]) -> Any:
+    """Secrets in everything the kit will carry besides its files: the composed ``documents``
+    (``{source: JSON}``: Kitfile config, provenance, ML-BOM), then the run's params and published tags
+    as they are before provenance's own heuristics mask known token formats. A :class:`ScanReport`;
+    a scan that cannot run raises (it is never a pass)."""
+    from .scan import secrets
+    from .scan.context import ScanContext
+    from .scan.report import ScanReport
+    from .trust.provenance import DROPPED_TAGS
+    from .trust.redact import redact_params as redact_by_name
+
+    report = ScanReport(target=f"metadata of MLflow run {run.info.run_id}", version=__version__)
+    ctx = ScanContext(report)
+    seen: set[tuple[str, str]] = set()
+    try:
+        tags = {k: v for k, v in run.data.tags.items() if k not in DROPPED_TAGS}
+        documents = {
+            **documents,
+            "run": {
+                "params": redact_by_name(dict(run.data.params), redact_params),
+                "tags": redact_by_name(tags, redact_params),
+            },
+        }
+        for source, doc in documents.items():
+            if doc is not None:
+                secrets.scan_document(ctx, source, doc, label=lambda kp, s=source: _label(s, kp), seen=seen)
+    except Exception as e:
+        raise ModelKitError(
+            f"could not scan run {run.info.run_id}'s metadata for secrets ({type(e).__name__}); "
+            "nothing was published"
+        ) from e
+    return report
 
 
 def _already_signed(repo: Repository, digest: str, public_key: Any) -> bool:
@@ -529,13 +622,17 @@ def _legacy_signature(repo: Repository, store: str, digest: str, private: Any) -
     repo.put_manifest(manifest, MT, tag=cosign.sig_tag(digest))
 
 
-def _run_facts(client: Any, run_id: str, files: list[tuple[str, int, str]]) -> Any:
+def _run_facts(client: Any, run_id: str, files: list[tuple[str, int, str]], redact_params: list[str]) -> Any:
     import os
 
     from .trust import provenance
 
     return provenance.collect_run_facts(
-        run_id, client=client, base_dirs=[os.getcwd()], artifact_sha256={p: sha for p, _s, sha in files}
+        run_id,
+        client=client,
+        base_dirs=[os.getcwd()],
+        artifact_sha256={p: sha for p, _s, sha in files},
+        redact_params=redact_params,
     )
 
 

@@ -568,3 +568,92 @@ def scan_params(ctx: ScanContext, path: str, mapping: Mapping[str, Any]) -> None
     for k, v in mapping.items():
         s = v if isinstance(v, str) else json.dumps(v, default=str) if isinstance(v, dict | list) else str(v)
         f.text(f"param {str(k)[:60]!r}", s[:MAX_LINE], key_hint=str(k))
+
+
+Labeler = Callable[[str], tuple[str, str]]
+"""``label(keypath) -> (what holds it, how to fix it)`` for :func:`scan_document`."""
+
+_OPAQUE_KEYS = frozenset({"content", "digest"})  # base64 payloads under their own digest; hex digests
+
+
+def _field_label(keypath: str) -> tuple[str, str]:
+    return f"field {keypath[-80:]!r}", ""
+
+
+class _DocFinder(_Finder):
+    """A :class:`_Finder` for one metadata document: a path per leaf, a severity floor, shared dedup."""
+
+    def __init__(self, ctx: ScanContext, floor: Severity, seen: set[tuple[str, str]]) -> None:
+        super().__init__(ctx, "")
+        self.floor, self.shared = floor, seen
+        self.advice = ""
+
+    def add(
+        self, where: str, sev: Severity, rule: str, what: str, secret: str, ev: str | None = None
+    ) -> None:
+        if (secret, where) in self.shared:
+            return
+        self.shared.add((secret, where))
+        self.count += 1
+        if self.count > 100:
+            return
+        if Severity.LOW < sev < self.floor:
+            sev = self.floor
+        msg = f"{where}: {what}" + (f"; {self.advice}" if self.advice else "")
+        self.ctx.report(self.path, sev, rule, msg, ev if ev is not None else redact(secret))
+
+
+def scan_document(
+    ctx: ScanContext,
+    source: str,
+    doc: Any,
+    label: Labeler | None = None,
+    floor: Severity = Severity.HIGH,
+    seen: set[tuple[str, str]] | None = None,
+) -> None:
+    """Secrets in a metadata document that is about to be published: a Kitfile config, a provenance
+    statement, an ML-BOM, a run's params and tags (any JSON-like value).
+
+    Every string is checked with the token rules and, under a secret-sounding key, as an assignment
+    (like :func:`scan_params`). A finding's path is ``<source>:<keypath>`` (dict keys joined by ``.``,
+    list items ``[i]``, CycloneDX-style ``{"name": n, "value": v}`` properties ``[n]``); its message
+    starts with ``label(keypath)[0]`` (what holds the secret, e.g. ``param 'note'``) and ends with
+    ``label(keypath)[1]`` (how to fix it). Published bytes are public: a medium finding is raised to
+    ``floor`` (low ones, such as documented example keys, stay low). A secret is reported once per
+    label across the calls that share ``seen``. Evidence is masked like everywhere else
+    (:func:`redact`); ``content`` and ``digest`` values (base64 payloads, hex digests) are skipped.
+
+    >>> from mlflow_plugin.scan.api import _new_context
+    >>> ctx = _new_context("metadata", None, None)
+    >>> doc = {"model": {"parameters": {"lr": "0.1", "note": "AKIA" + "Q" * 16}}}
+    >>> scan_document(ctx, "kitfile", doc, label=lambda kp: (f"param {kp.rsplit('.', 1)[-1]!r}", "fix it"))
+    >>> [(f.path, str(f.severity), f.message, f.evidence) for f in ctx.report_obj.findings]
+    [('kitfile:model.parameters.note', 'high', "param 'note': AWS access key id; fix it", 'AKIA…(20 chars)')]
+    """
+    f = _DocFinder(ctx, floor, seen if seen is not None else set())
+    _walk_doc(f, source, doc, "", label or _field_label, 0, None)
+
+
+def _walk_doc(
+    f: _DocFinder, source: str, obj: Any, keypath: str, label: Labeler, depth: int, key: str | None
+) -> None:
+    if depth > 100:
+        return
+    if isinstance(obj, str):
+        if len(obj) < 8:
+            return
+        f.path = f"{source}:{keypath}" if keypath else source
+        where, f.advice = label(keypath)
+        f.text(where, obj[:MAX_LINE], key_hint=key)
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            if k in _OPAQUE_KEYS:
+                continue
+            _walk_doc(f, source, v, f"{keypath}.{k}" if keypath else str(k), label, depth + 1, str(k))
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj[:100_000]):
+            if isinstance(v, Mapping) and set(v) == {"name", "value"} and isinstance(v["name"], str):
+                # a CycloneDX-style property: named by its name, the name is the key hint
+                _walk_doc(f, source, v["value"], f"{keypath}[{v['name']}]", label, depth + 1, v["name"])
+            else:
+                _walk_doc(f, source, v, f"{keypath}[{i}]", label, depth + 1, key)

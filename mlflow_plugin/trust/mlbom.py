@@ -19,7 +19,9 @@ Layout:
   model (``sklearn``, ``pytorch``…), ``quantitativeAnalysis.performanceMetrics`` holds the latest
   metric values, and the hyperparameters are ``modelCard.properties`` named
   ``mlflow-modelkit:hyperparameter:<name>`` (CycloneDX 1.6 ``modelParameters`` has no free-form
-  field for them).
+  field for them). Their values follow the provenance's rule: ``"[redacted]"`` for names matching
+  ``[publish] redact_params`` (already so in the facts publish collects), ``"<redacted>"`` for
+  secret-looking values under secret-sounding names.
 - ``components``: every kit file (``file``, SHA-256, ``mlflow-modelkit:size``); every dataset input
   (``data`` with a ``data[0]`` ``dataset`` entry; SHA-256 when it was re-hashed, else
   ``mlflow-modelkit:reachable`` ``false`` and a note); every pip requirement of the logged models
@@ -51,7 +53,7 @@ from cyclonedx.schema import SchemaVersion
 from packageurl import PackageURL
 
 from .. import __version__
-from .provenance import ProvenanceError, RunFacts, redact_text, redact_uri
+from .provenance import ProvenanceError, RunFacts, redact_text, redact_uri, redact_value
 
 NS = "mlflow-modelkit"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -275,7 +277,8 @@ def build_mlbom(
         }
     if facts.params:
         card["properties"] = [
-            {"name": f"{NS}:hyperparameter:{k}", "value": str(v)} for k, v in sorted(facts.params.items())
+            {"name": f"{NS}:hyperparameter:{k}", "value": redact_value(k, str(v))}
+            for k, v in sorted(facts.params.items())
         ]
     doc["metadata"]["component"]["modelCard"] = card
     by_ref = {c.get("bom-ref"): c for c in doc.get("components", [])}

@@ -17,7 +17,10 @@ Build type ``https://mlflow-modelkit.dev/buildtypes/mlflow-run/v1``
 A "build" is one MLflow run: training code at a source revision, run with hyperparameters on
 datasets, producing the logged models that the published kit holds (the statement's subject is
 the kit's manifest digest). Every value below is copied from the tracking server, with URL
-credentials stripped and secret-looking values replaced by ``"<redacted>"``.
+credentials stripped and secret-looking values replaced by ``"<redacted>"``. When publishing,
+params and tags whose names match ``[publish] redact_params`` are ``"[redacted]"`` already
+(:func:`mlflow_plugin.trust.redact.redact_params`, the rule the Kitfile and the ML-BOM follow too)
+and are kept as such.
 
 ``externalParameters`` (what the user chose; verifiers may reject other fields):
 
@@ -90,6 +93,8 @@ from .. import __version__
 from .._internal import statcache
 from .._internal.envinfo import redact_url
 from ..errors import ModelKitError
+from .redact import REDACTED as PUBLISH_REDACTED
+from .redact import redact_params as redact_by_name
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -105,7 +110,8 @@ ENV_DIGEST_SCHEME = "sha256 of sorted unique lowercase 'name==version' lines joi
 _BLOCK = 1 << 20
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_DROP_TAGS = frozenset({"mlflow.log-model.history"})
+# run tags that provenance leaves out; every other tag is published (internalParameters.tags)
+DROPPED_TAGS = frozenset({"mlflow.log-model.history"})
 # MLflow dataset source types whose "path" is not a file (hub ids, tables, in-memory code)
 _NOT_FILES = frozenset({"hugging_face", "huggingface", "spark", "delta_table", "code"})
 
@@ -204,11 +210,16 @@ def redact_value(key: str, value: str) -> str:
     """The value to record for ``key``: ``"<redacted>"`` for secrets, else ``value`` minus credentials.
 
     Keys containing password/passwd/passphrase/secret/credential/private key are always redacted;
-    keys with a word ending in token/key/pat/sig/auth… only when the value looks random.
+    keys with a word ending in token/key/pat/sig/auth… only when the value looks random. A value
+    that publish already redacted by name (``"[redacted]"``) is kept as it is.
 
     >>> redact_value("hf_token", "Xq9vLm2Pz8RtYw4K"), redact_value("key_column", "customer_id")
     ('<redacted>', 'customer_id')
+    >>> redact_value("aws_secret", "[redacted]")
+    '[redacted]'
     """
+    if value == PUBLISH_REDACTED:
+        return value
     low = key.lower()
     if any(s in low for s in _ALWAYS_SECRET):
         return REDACTED
@@ -649,6 +660,7 @@ def collect_run_facts(
     *,
     mlmodels: Mapping[str, str | bytes | Mapping[str, Any]] | None = None,
     requirements: Mapping[str, str | bytes | list[str]] | None = None,
+    redact_params: Iterable[str] = (),
 ) -> RunFacts:
     """Read a run once from MLflow and re-hash its dataset sources.
 
@@ -657,6 +669,8 @@ def collect_run_facts(
     to SHA-256 (the kit's file index) for sources that are not on disk. ``mlmodels`` and
     ``requirements`` map a logged model's id (or name) to its ``MLmodel`` text and its
     ``requirements.txt`` text (or list); they fill ``flavors`` and ``environment.model_requirements``.
+    Params and tags whose names match a glob of ``redact_params`` (publish passes
+    ``[publish] redact_params``) are ``"[redacted]"`` in ``params`` and ``tags``.
 
     >>> facts = collect_run_facts(run.info.run_id, base_dirs=[".", "notebooks"])  # doctest: +SKIP
     >>> facts.datasets[0].sha256, facts.git.commit, facts.metrics["auc"]  # doctest: +SKIP
@@ -759,19 +773,23 @@ def collect_run_facts(
     datasets.sort(key=lambda d: (d.context or "", d.name, d.uri, d.mlflow_digest or ""))
 
     parent = raw_tags.get("mlflow.parentRunId")
-    tags = _redact_map({k: v for k, v in raw_tags.items() if k not in _DROP_TAGS})
+    patterns = list(redact_params)
+    tags = _redact_map(redact_by_name({k: v for k, v in raw_tags.items() if k not in DROPPED_TAGS}, patterns))
+    run_name = info.run_name or raw_tags.get("mlflow.runName")
+    if run_name:  # the run name is the mlflow.runName tag: redacted with it
+        run_name = str(redact_by_name({"mlflow.runName": run_name}, patterns)["mlflow.runName"])
     return RunFacts(
         run_id=info.run_id,
         experiment_id=str(info.experiment_id),
         experiment_name=exp_name,
-        run_name=info.run_name or raw_tags.get("mlflow.runName"),
+        run_name=run_name,
         status=info.status,
         user=info.user_id or raw_tags.get("mlflow.user"),
         start_time=rfc3339(info.start_time),
         end_time=rfc3339(info.end_time),
         tracking_uri=redact_uri(str(client.tracking_uri)),
         artifact_uri=redact_uri(info.artifact_uri) if info.artifact_uri else None,
-        params=_redact_map(data.params),
+        params=_redact_map(redact_by_name(data.params, patterns)),
         metrics=dict(sorted(data.metrics.items())),
         metric_history_len=metric_len,
         tags=tags,
