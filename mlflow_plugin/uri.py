@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
-from .errors import ReferenceFormatError
+from .errors import ReferenceFormatError, UnsafeArchiveError
+from .kit.safepath import clean_path
 from .oci.descriptor import check_digest
 from .oci.reference import check_repository, check_tag
 
@@ -93,17 +94,12 @@ class ArtifactLocation:
 
 
 def _clean_rel(path: str) -> str:
-    if "\\" in path or "\0" in path:
-        raise ReferenceFormatError(f"invalid artifact path {path!r}")
+    """An artifact path under the one safe-path rule ('' for the root)."""
     p = path.strip("/")
-    if not p:
-        return ""
-    parts = p.split("/")
-    if any(s in ("..", ".") for s in parts) or "" in parts:
-        raise ReferenceFormatError(
-            f"invalid artifact path {path!r}: use a normalised relative path without '..'"
-        )
-    return p
+    try:
+        return clean_path(p, "artifact path") if p else ""
+    except UnsafeArchiveError as e:
+        raise ReferenceFormatError(str(e)) from None
 
 
 class _NoKey(ReferenceFormatError):
@@ -223,7 +219,10 @@ def _check_repo(repo: str, what: str) -> None:
             f"{what}: repository {repo!r} has upper-case letters; OCI repository names are lowercase, "
             f"use {repo.lower()!r}"
         )
-    check_repository(repo)
+    try:
+        check_repository(repo)
+    except ReferenceFormatError as e:
+        raise ReferenceFormatError(f"{what}: {e}") from None
 
 
 def _published(base: ArtifactLocation, segs: list[str], uri: str) -> ArtifactLocation | None:

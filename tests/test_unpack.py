@@ -204,10 +204,10 @@ def test_garbage_layer_is_refused(tmp_path: Path) -> None:
 
 
 def test_safe_member_path_normalises() -> None:
-    assert safe_member_path("./a/./b/c") == "a/b/c"
+    assert safe_member_path("./a/b/c") == "a/b/c"
     assert safe_member_path("dir/") == "dir"
     # '..' is refused even where it would stay inside: one rule, no cleverness
-    for bad in ("", ".", "./", "/x", "a/../..", "./a/./b/../c", "x\0y", "a//b", "a\x1bb", "C:x"):
+    for bad in ("", ".", "./", "/x", "a/../..", "./a/./b/../c", "a/./b", "x\0y", "a//b", "a\x1bb", "C:x"):
         with pytest.raises(UnsafeArchiveError):
             safe_member_path(bad)
 

@@ -14,8 +14,8 @@ illegal file path 'model/../../etc/passwd': '..' leaves the target directory
 
 Refused: empty names, absolute paths, Windows drive letters and backslashes, ``..`` anywhere, empty
 segments (``a//b``), NUL and other control characters, names longer than a file system allows,
-and the target directory itself. A leading ``./``, ``.`` segments and one trailing ``/`` (tar's
-directory marker) are normalised away.
+the target directory itself, and ``.`` segments inside a path. A leading ``./`` and one trailing
+``/`` (tar's directory marker) are normalised away.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def clean_path(name: object, what: str = "file path") -> str:
     if name.startswith("/") or _DRIVE.match(name):
         raise UnsafeArchiveError(f"illegal {what} {_show(name)}: absolute paths are not allowed")
     body = name[:-1] if name.endswith("/") else name
+    while body.startswith("./"):  # tar's "./dir/file" spelling
+        body = body[2:]
     out: list[str] = []
     for seg in body.split("/"):
         if seg == "..":
@@ -58,7 +60,7 @@ def clean_path(name: object, what: str = "file path") -> str:
         if seg == "":
             raise UnsafeArchiveError(f"illegal {what} {_show(name)}: empty path segment")
         if seg == ".":
-            continue
+            raise UnsafeArchiveError(f"illegal {what} {_show(name)}: '.' segment; write the path normalised")
         if len(seg.encode("utf-8", "surrogateescape")) > MAX_SEGMENT_BYTES:
             raise UnsafeArchiveError(f"illegal {what} {_show(name)}: a name is longer than 255 bytes")
         out.append(seg)
