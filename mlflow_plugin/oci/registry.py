@@ -674,9 +674,12 @@ class RegistryRepository(Repository):
                 )
             except _TransientError as e:
                 if not retry or attempt >= self.retries:
+                    if attempt:
+                        raise _TransientError(f"{e} (gave up after {attempt + 1} attempts)") from None
                     raise
                 delay = _backoff(attempt)
-                log.warning("%s; retrying in %.1fs", e, delay)
+                # retries are details (-v): the user sees one line, the final error, if they all fail
+                log.info("%s; retrying in %.1fs", e, delay)
                 time.sleep(delay)
                 attempt += 1
                 continue
@@ -689,7 +692,7 @@ class RegistryRepository(Repository):
                 continue
             if (resp.status_code == 429 or resp.status_code >= 500) and retry and attempt < self.retries:
                 delay = _backoff(attempt, resp)
-                log.warning(
+                log.info(
                     "%s: registry %s answered HTTP %d; retrying in %.1fs",
                     op,
                     self.registry,
