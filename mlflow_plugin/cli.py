@@ -145,7 +145,14 @@ def pull(source: str, dest: str) -> None:
 def unpack(
     ref: str, directory: str, filters: tuple[str, ...], overwrite: bool, ignore_existing: bool
 ) -> None:
-    """Extract kit REF into a directory (verified; nothing is written if a check fails)."""
+    """Extract kit REF into a directory (verified; nothing is written if a check fails).
+
+    Output size, compression ratio and entries are bounded by the admin's ``[limits]``
+    (``MLFLOW_MODELKIT_MAX_UNPACK_BYTES``/``_RATIO``/``_ENTRIES``)."""
+    from .config import load_config
+    from .kit.limits import UnpackLimits
+
+    limits = UnpackLimits.from_config(load_config())
     with ExitStack() as stack:
         files = ops.unpack(
             ref,
@@ -154,6 +161,7 @@ def unpack(
             overwrite=overwrite,
             ignore_existing=ignore_existing,
             progress=_Bars(stack),
+            limits=limits,
         )
     click.echo(f"unpacked {len(files)} files into {directory}")
     if not filters:

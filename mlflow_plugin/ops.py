@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import KitfileError, ModelKitError, NotFoundError
+from .kit.decompress import Budget
 from .kit.kitfile import KITFILE_NAMES, Kitfile, is_modelkit_reference
 from .kit.layers import LayerIgnore, LayerStream, plan_layers, walk_layer
+from .kit.limits import DEFAULT_LIMITS, UnpackLimits
 from .kit.manifest import build_manifest, created_timestamp
 from .kit.mediatypes import KIT_CONFIG, parse_layer_media_type
 from .kit.unpack import Staging, extract_layer
@@ -369,15 +371,20 @@ def unpack(
     overwrite: bool = False,
     ignore_existing: bool = False,
     progress: ProgressFactory | None = None,
+    limits: UnpackLimits | None = None,
     **registry_options: Any,
 ) -> list[str]:
     """Extract a kit into ``directory`` (verified, safe; nothing written if any check fails).
 
     ``filters`` select parts like kit's ``--filter``: ``model``, ``datasets``, ``code``, ``docs``,
-    ``prompts``, ``kitfile``; ``datasets:NAME`` or ``code:PATH`` narrow further.
+    ``prompts``, ``kitfile``; ``datasets:NAME`` or ``code:PATH`` narrow further. ``limits``
+    (default :data:`~mlflow_plugin.kit.limits.DEFAULT_LIMITS`; the CLI uses the admin's
+    ``[limits]``) bound the decompressed output of the whole unpack, each layer's ratio and entries;
+    exceeding one raises :class:`~mlflow_plugin.errors.LimitExceededError`.
     Returns the written paths (relative to ``directory``).
     """
     progress = progress or _no_progress
+    budget = Budget(limits or DEFAULT_LIMITS)  # one per unpack: every layer's output adds up
     wanted = _parse_filters(filters)
     repo, loc = open_location(ref, default_tag="latest", **registry_options)
     try:
@@ -399,7 +406,9 @@ def unpack(
         with Staging(directory, overwrite=overwrite, ignore_existing=ignore_existing) as st:
             for _kind, _entry, d in selected:
                 with repo.open_blob(d.digest, d.size) as blob:
-                    written += extract_layer(_Counting(blob, cb), d.media_type, st)
+                    written += extract_layer(
+                        _Counting(blob, cb), d.media_type, st, budget=budget, layer=d.digest
+                    )
             if wanted is None or "kitfile" in wanted:
                 _stage_kitfile(st, kf)
                 written.append("Kitfile")

@@ -19,50 +19,14 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
-import zlib
 from typing import IO, Any
 
-from ..errors import ExistsError, ModelKitError, UnsafeArchiveError
+from ..errors import ExistsError, LimitExceededError, ModelKitError, UnsafeArchiveError
+from .decompress import Budget, DecompressingReader
+from .limits import DEFAULT_LIMITS, UnpackLimits
 from .mediatypes import parse_layer_media_type
 
 CHUNK = 1 << 20
-MAX_ENTRIES = 1_000_000
-
-
-class _Decompressed:
-    """File-like view that decompresses gzip or zstd while reading (bounded memory)."""
-
-    def __init__(self, raw: IO[bytes], compression: str) -> None:
-        self.raw = raw
-        self.compression = compression
-        self.buf = b""
-        self.eof = False
-        if compression == "gzip":
-            self.d: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif compression == "zstd":
-            import zstandard
-
-            self.d = zstandard.ZstdDecompressor().decompressobj()
-        else:
-            raise ModelKitError(f"unsupported layer compression {compression!r}")
-
-    def read(self, n: int = -1) -> bytes:
-        while not self.eof and (n < 0 or len(self.buf) < n):
-            chunk = self.raw.read(CHUNK)
-            if not chunk:
-                self.eof = True
-                if self.compression == "gzip":
-                    self.buf += self.d.flush()
-                break
-            try:
-                self.buf += self.d.decompress(chunk)
-            except Exception as e:  # zlib.error / zstd.ZstdError
-                raise UnsafeArchiveError(f"layer is not valid {self.compression} data: {e}") from None
-        if n < 0:
-            out, self.buf = self.buf, b""
-        else:
-            out, self.buf = self.buf[:n], self.buf[n:]
-        return out
 
 
 def safe_member_path(name: str) -> str:
@@ -194,10 +158,22 @@ def _drain(src: IO[bytes], size: int) -> None:
 _ALLOWED = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
 
 
-def extract_layer(blob: IO[bytes], media_type: str, staging: Staging, only: str | None = None) -> list[str]:
+def extract_layer(
+    blob: IO[bytes],
+    media_type: str,
+    staging: Staging,
+    only: str | None = None,
+    *,
+    limits: UnpackLimits | None = None,
+    budget: Budget | None = None,
+    layer: str | None = None,
+) -> list[str]:
     """Stream one layer into ``staging``; reads ``blob`` to EOF so its digest is verified.
 
     ``only`` limits extraction to one path (file or directory subtree) inside the layer.
+    ``limits`` (default: ``budget``'s, else :data:`DEFAULT_LIMITS`) bound its output, ratio and
+    entry count; ``budget`` is shared by the layers of one unpack so their output adds up.
+    ``layer`` (its digest) names the layer in errors.
     """
     parsed = parse_layer_media_type(media_type)
     if parsed is None:
@@ -205,10 +181,16 @@ def extract_layer(blob: IO[bytes], media_type: str, staging: Staging, only: str 
     _base, fmt, compression = parsed
     if fmt != "tar":
         raise ModelKitError(f"layer format {fmt!r} ({media_type}) is not supported yet")
-    stream: IO[bytes] = blob if compression == "none" else _Decompressed(blob, compression)  # type: ignore[assignment]
+    if limits is None:
+        limits = budget.limits if budget is not None else DEFAULT_LIMITS
+    name = layer or "(unnamed)"
     names: list[str] = []
     try:
-        _extract(stream, staging, only, names)
+        # closing the reader stops its read-ahead thread before _verify_rest reads the blob here
+        with DecompressingReader(blob, compression, limits, layer=name, budget=budget) as stream:
+            _extract(stream, staging, only, names, limits.max_entries, name)  # type: ignore[arg-type]
+    except LimitExceededError:
+        raise  # refused before reading the rest: a bomb's or a huge layer's tail is not worth reading
     except (UnsafeArchiveError, ExistsError):
         # A tampered blob usually breaks the tar too: report the digest mismatch, not the symptom.
         _verify_rest(blob)
@@ -225,12 +207,18 @@ def _verify_rest(blob: IO[bytes]) -> None:
         verify()
 
 
-def _extract(stream: IO[bytes], staging: Staging, only: str | None, names: list[str]) -> None:
+def _extract(
+    stream: IO[bytes], staging: Staging, only: str | None, names: list[str], max_entries: int, layer: str
+) -> None:
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tf:
-            for count, m in enumerate(tf):
-                if count > MAX_ENTRIES:
-                    raise UnsafeArchiveError(f"layer has more than {MAX_ENTRIES} entries")
+            for count, m in enumerate(tf, 1):
+                if count > max_entries:
+                    raise LimitExceededError(
+                        f"layer {layer} has more than {max_entries} entries (limit [limits] "
+                        f"max_unpack_entries = {max_entries}); raise it in the admin config if this "
+                        "kit is trusted"
+                    )
                 if m.type not in _ALLOWED:
                     kind = {
                         tarfile.SYMTYPE: "symlink",

@@ -282,8 +282,12 @@ def scan_kit(
     """Scan every layer of a kit, streamed from its store and verified while read."""
     import tarfile
 
+    from ..config import load_config
+    from ..errors import LimitExceededError
+    from ..kit.decompress import Budget, DecompressingReader
+    from ..kit.limits import UnpackLimits
     from ..kit.mediatypes import parse_layer_media_type
-    from ..kit.unpack import _Decompressed, safe_member_path
+    from ..kit.unpack import safe_member_path
     from ..stores import open_location
 
     repo, loc = open_location(ref, default_tag="latest", **registry_options)
@@ -293,6 +297,7 @@ def scan_kit(
         m = json.loads(data)
         ctx.report_obj.target = f"{loc}@{digest}" if "@" not in str(loc) else str(loc)
         cache = _LayerCache(ctx)
+        budget = Budget(UnpackLimits.from_config(load_config()))  # the admin's [limits], as unpack
         for layer in m.get("layers") or []:
             parsed = parse_layer_media_type(layer.get("mediaType", ""))
             ld = layer["digest"]
@@ -303,19 +308,22 @@ def scan_kit(
                 if parsed is None or parsed[1] != "tar":
                     dispatch(ctx, f"{ld}", blob, layer.get("size", 0))
                 else:
-                    stream = blob if parsed[2] == "none" else _Decompressed(blob, parsed[2])
-                    with tarfile.open(fileobj=stream, mode="r|") as tf:
-                        for member in tf:
-                            if not member.isfile():
-                                continue
-                            try:
-                                rel = safe_member_path(member.name)
-                            except ModelKitError as e:
-                                ctx.report(member.name, Severity.HIGH, "kit.unsafe-path", str(e))
-                                continue
-                            f = tf.extractfile(member)
-                            assert f is not None
-                            _scan_member_stream(ctx, rel, f, member.size)
+                    stream = DecompressingReader(blob, parsed[2], layer=ld, budget=budget)
+                    try:
+                        with stream, tarfile.open(fileobj=stream, mode="r|") as tf:
+                            for member in tf:
+                                if not member.isfile():
+                                    continue
+                                try:
+                                    rel = safe_member_path(member.name)
+                                except ModelKitError as e:
+                                    ctx.report(member.name, Severity.HIGH, "kit.unsafe-path", str(e))
+                                    continue
+                                f = tf.extractfile(member)
+                                assert f is not None
+                                _scan_member_stream(ctx, rel, f, member.size)
+                    except LimitExceededError as e:  # a bomb is a finding, as every scan limit
+                        ctx.report(ld, Severity.HIGH, "scan.limit.unpack", str(e))
                 # read to EOF: the digest check runs at the end of the blob
                 while blob.read(1 << 20):
                     pass
