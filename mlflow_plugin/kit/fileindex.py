@@ -154,3 +154,27 @@ def pax_records(data: bytes) -> Iterator[tuple[str, str]]:
         key, _, value = rec.partition(b"=")
         yield key.decode("utf-8", "replace"), value.decode("utf-8", "surrogateescape")
         pos += n
+
+
+def check_index_matches(index: list[list[Any]], tar_files: dict[str, tuple[int, int]], layer: str) -> None:
+    """The index (from :func:`parse_file_index`) must list exactly the tar's regular files, each with
+    the tar's size and data offset (``tar_files``: path -> (size, offset))."""
+    indexed = {r[0]: (r[1], r[3]) for r in index if not r[0].endswith("/")}
+    for path, (size, off) in indexed.items():
+        got = tar_files.get(path)
+        if got is None:
+            raise UnsafeArchiveError(
+                f"layer {_short(layer)}: the file index lists {path!r}, the tar does not hold it "
+                "(index and tar disagree)"
+            )
+        if got != (size, off):
+            raise UnsafeArchiveError(
+                f"layer {_short(layer)}: the file index says {path!r} is {size} bytes at offset {off}, "
+                f"the tar says {got[0]} bytes at {got[1]} (index and tar disagree)"
+            )
+    extra = sorted(set(tar_files) - set(indexed))
+    if extra:
+        raise UnsafeArchiveError(
+            f"layer {_short(layer)}: the tar holds {extra[0]!r}, the file index does not list it "
+            "(index and tar disagree)"
+        )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import posixpath
 import shutil
 import tarfile
 import tempfile
@@ -25,21 +24,14 @@ from ..errors import ExistsError, LimitExceededError, ModelKitError, UnsafeArchi
 from .decompress import Budget, DecompressingReader
 from .limits import DEFAULT_LIMITS, UnpackLimits
 from .mediatypes import parse_layer_media_type
+from .safepath import clean_path, inside
 
 CHUNK = 1 << 20
 
 
 def safe_member_path(name: str) -> str:
-    """Normalise a tar member name or raise if it could escape the target directory."""
-    if not name or "\0" in name:
-        raise UnsafeArchiveError(f"illegal file path in layer: {name!r}")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise UnsafeArchiveError(f"illegal file path in layer: {name!r} is absolute")
-    clean = posixpath.normpath(name)
-    parts = clean.split("/")
-    if clean in (".", "") or ".." in parts or "\\" in name:
-        raise UnsafeArchiveError(f"illegal file path in layer: {name!r} leaves the target directory")
-    return clean
+    """Normalise a tar member name or raise if it could escape the target (the one safe-path rule)."""
+    return clean_path(name)
 
 
 class Staging:
@@ -52,6 +44,8 @@ class Staging:
         self.created_target = False
         self.dir = ""
         self.files: list[str] = []
+        self.sizes: dict[str, int] = {}
+        self._parents_ok: set[str] = set()
         self.dirs: dict[str, int] = {}
 
     def __enter__(self) -> Staging:
@@ -83,16 +77,28 @@ class Staging:
                 )
         return True
 
-    def add_file(self, rel: str, src: IO[bytes], size: int, mode: int) -> None:
-        if rel in self.files:
+    def reserve(self, rel: str, size: int) -> str | None:
+        """Check ``rel`` and return the staging path the caller writes it to (``None``: keep the
+        existing file). The file moves to ``target/rel`` on :meth:`commit`."""
+        rel = clean_path(rel)
+        if rel in self.sizes:
             raise UnsafeArchiveError(f"layer contains '{rel}' twice")
         if rel in self.dirs:
             raise UnsafeArchiveError(f"layer entry '{rel}' is both a file and a directory")
+        self._check_parents(rel)
+        self.sizes[rel] = size
         if not self.check_conflict(rel):
+            return None
+        path = os.path.join(self.dir, *rel.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.files.append(rel)
+        return path
+
+    def add_file(self, rel: str, src: IO[bytes], size: int, mode: int) -> None:
+        path = self.reserve(rel, size)
+        if path is None:
             _drain(src, size)
             return
-        path = os.path.join(self.dir, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         left = size
         with open(path, "wb") as out:
             while left > 0:
@@ -102,16 +108,34 @@ class Staging:
                 out.write(b)
                 left -= len(b)
         os.chmod(path, (mode & 0o777) or 0o644)
-        self.files.append(rel)
 
     def add_dir(self, rel: str, mode: int) -> None:
-        if rel in self.files:
+        rel = clean_path(rel)
+        if rel in self.sizes:
             raise UnsafeArchiveError(f"layer entry '{rel}' is both a file and a directory")
+        self._check_parents(rel)
         dest = os.path.join(self.target, rel)
         if os.path.lexists(dest) and (os.path.islink(dest) or not os.path.isdir(dest)):
             raise ExistsError(f"path '{rel}' already exists in {self.target} and is not a directory")
         os.makedirs(os.path.join(self.dir, rel), exist_ok=True)
         self.dirs[rel] = (mode & 0o777) or 0o755
+
+    def _check_parents(self, rel: str) -> None:
+        """No ancestor of ``rel`` may be a file, in the layer or on disk (``a`` then ``a/b``)."""
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in self.dirs or parent in self._parents_ok:
+                continue
+            if parent in self.sizes:
+                raise UnsafeArchiveError(f"layer entry '{parent}' is both a file and a directory")
+            dest = os.path.join(self.target, parent)
+            if os.path.lexists(dest) and not os.path.isdir(dest):
+                raise ExistsError(
+                    f"path '{parent}' already exists in {self.target} and is not a directory; "
+                    "remove it or unpack into an empty directory"
+                )
+            self._parents_ok.add(parent)
 
     def commit(self) -> list[str]:
         """Move staged files into place (after every layer verified). Returns written paths.
@@ -119,9 +143,9 @@ class Staging:
         Every destination is checked (inside the target after resolving existing symlinks, no
         new conflicts) before the first file moves, so a refused commit writes nothing.
         """
-        real_target = os.path.realpath(self.target)
         for rel in [*sorted(self.dirs), *self.files]:
-            _check_inside(real_target, os.path.join(self.target, rel), rel)
+            inside(self.target, rel)
+            self._check_parents(rel)
         if not self.overwrite:
             for rel in self.files:
                 if os.path.lexists(os.path.join(self.target, rel)):
@@ -138,12 +162,6 @@ class Staging:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             os.replace(os.path.join(self.dir, rel), dest)
         return list(self.files)
-
-
-def _check_inside(real_target: str, path: str, rel: str) -> None:
-    real = os.path.realpath(path)
-    if real != real_target and not real.startswith(real_target + os.sep):
-        raise UnsafeArchiveError(f"illegal file path: '{rel}' resolves outside {real_target} (symlink)")
 
 
 def _drain(src: IO[bytes], size: int) -> None:
