@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import KitfileError, ModelKitError, NotFoundError
 from .kit.decompress import Budget
+from .kit.fileindex import parse_file_index
 from .kit.kitfile import KITFILE_NAMES, Kitfile, is_modelkit_reference
 from .kit.layers import LayerIgnore, LayerStream, plan_layers, walk_layer
 from .kit.limits import DEFAULT_LIMITS, UnpackLimits
@@ -397,7 +398,8 @@ def unpack(
             )
         config = repo.read_blob(cdesc["digest"], cdesc.get("size"))
         kf = Kitfile.from_json(config)
-        by_digest = {d["digest"]: Descriptor.from_json(d) for d in m.get("layers") or []}
+        by_raw = {d["digest"]: d for d in m.get("layers") or []}
+        by_digest = {k: Descriptor.from_json(d) for k, d in by_raw.items()}
         plan = _unpack_plan(kf, by_digest, m)
         selected = [(kind, entry, d) for kind, entry, d in plan if _selected(wanted, kind, entry)]
         total = sum(d.size for _, _, d in selected)
@@ -405,9 +407,11 @@ def unpack(
         written: list[str] = []
         with Staging(directory, overwrite=overwrite, ignore_existing=ignore_existing) as st:
             for _kind, _entry, d in selected:
+                # a file index (drafts, published runs) must agree with the tar it describes
+                index = parse_file_index(by_raw[d.digest])
                 with repo.open_blob(d.digest, d.size) as blob:
                     written += extract_layer(
-                        _Counting(blob, cb), d.media_type, st, budget=budget, layer=d.digest
+                        _Counting(blob, cb), d.media_type, st, budget=budget, layer=d.digest, index=index
                     )
             if wanted is None or "kitfile" in wanted:
                 _stage_kitfile(st, kf)

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from ..errors import ExistsError, LimitExceededError, ModelKitError, UnsafeArchiveError
 from .decompress import Budget, DecompressingReader
+from .fileindex import check_index_matches
 from .limits import DEFAULT_LIMITS, UnpackLimits
 from .mediatypes import parse_layer_media_type
 from .safepath import clean_path, inside
@@ -185,13 +186,16 @@ def extract_layer(
     limits: UnpackLimits | None = None,
     budget: Budget | None = None,
     layer: str | None = None,
+    index: list[list[Any]] | None = None,
 ) -> list[str]:
     """Stream one layer into ``staging``; reads ``blob`` to EOF so its digest is verified.
 
     ``only`` limits extraction to one path (file or directory subtree) inside the layer.
     ``limits`` (default: ``budget``'s, else :data:`DEFAULT_LIMITS`) bound its output, ratio and
     entry count; ``budget`` is shared by the layers of one unpack so their output adds up.
-    ``layer`` (its digest) names the layer in errors.
+    ``layer`` (its digest) names the layer in errors. ``index`` (the layer's parsed file index,
+    :func:`~mlflow_plugin.kit.fileindex.parse_file_index`) must agree with the tar: same files, sizes
+    and offsets, else :class:`UnsafeArchiveError` (MLflow downloads trust the index).
     """
     parsed = parse_layer_media_type(media_type)
     if parsed is None:
@@ -203,10 +207,13 @@ def extract_layer(
         limits = budget.limits if budget is not None else DEFAULT_LIMITS
     name = layer or "(unnamed)"
     names: list[str] = []
+    listing: dict[str, tuple[int, int]] | None = {} if index else None
     try:
         # closing the reader stops its read-ahead thread before _verify_rest reads the blob here
         with DecompressingReader(blob, compression, limits, layer=name, budget=budget) as stream:
-            _extract(stream, staging, only, names, limits.max_entries, name)  # type: ignore[arg-type]
+            _extract(stream, staging, only, names, limits.max_entries, name, listing)  # type: ignore[arg-type]
+        if index and listing is not None:
+            check_index_matches(index, listing, name)
     except LimitExceededError:
         raise  # refused before reading the rest: a bomb's or a huge layer's tail is not worth reading
     except (UnsafeArchiveError, ExistsError):
@@ -226,7 +233,13 @@ def _verify_rest(blob: IO[bytes]) -> None:
 
 
 def _extract(
-    stream: IO[bytes], staging: Staging, only: str | None, names: list[str], max_entries: int, layer: str
+    stream: IO[bytes],
+    staging: Staging,
+    only: str | None,
+    names: list[str],
+    max_entries: int,
+    layer: str,
+    listing: dict[str, tuple[int, int]] | None = None,
 ) -> None:
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tf:
@@ -250,6 +263,8 @@ def _extract(
                         "ModelKit layers may only hold files and directories"
                     )
                 rel = safe_member_path(m.name)
+                if listing is not None and not m.isdir():
+                    listing[rel] = (m.size, m.offset_data)
                 if only and not (rel == only or rel.startswith(only + "/") or only.startswith(rel + "/")):
                     continue
                 if m.isdir():

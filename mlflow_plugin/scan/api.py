@@ -301,8 +301,11 @@ def scan_kit(
         for layer in m.get("layers") or []:
             parsed = parse_layer_media_type(layer.get("mediaType", ""))
             ld = layer["digest"]
-            if cache.replay(ld):
-                continue  # this exact blob was scanned before with the same scanner and policy
+            listing = cache.replay(ld)
+            if listing is not None:  # this exact blob was scanned before with the same scanner and policy
+                _check_index(ctx, layer, listing)
+                continue
+            listing = {}
             mark = cache.mark()
             with repo.open_blob(ld, layer.get("size")) as blob:
                 if parsed is None or parsed[1] != "tar":
@@ -319,6 +322,7 @@ def scan_kit(
                                 except ModelKitError as e:
                                     ctx.report(member.name, Severity.HIGH, "kit.unsafe-path", str(e))
                                     continue
+                                listing[rel] = (member.size, member.offset_data)
                                 f = tf.extractfile(member)
                                 assert f is not None
                                 _scan_member_stream(ctx, rel, f, member.size)
@@ -330,7 +334,8 @@ def scan_kit(
                 verify = getattr(blob, "verify", None)
                 if verify:
                     verify()
-            cache.store(ld, mark)
+            cache.store(ld, mark, listing)
+            _check_index(ctx, layer, listing)
     finally:
         repo.close()
     return ctx.report_obj
@@ -366,12 +371,13 @@ class _LayerCache:
     def mark(self) -> tuple[int, int]:
         return len(self.ctx.report_obj.files), len(self.ctx.report_obj.findings)
 
-    def replay(self, digest: str) -> bool:
+    def replay(self, digest: str) -> dict[str, tuple[int, int]] | None:
+        """Replay a cached result; returns the layer's tar listing (path -> size, offset) or None."""
         if self.db is None:
-            return False
+            return None
         hit = self.db.get(self._key(digest))
-        if hit is None:
-            return False
+        if hit is None or "listing" not in hit:
+            return None
         from .report import FileRecord, Finding
 
         self.ctx.report_obj.files += [FileRecord(**f) for f in hit["files"]]
@@ -379,16 +385,33 @@ class _LayerCache:
             Finding(f["path"], Severity.parse(f["severity"]), f["rule"], f["message"], f["evidence"])
             for f in hit["findings"]
         ]
-        return True
+        return {p: (int(v[0]), int(v[1])) for p, v in hit["listing"].items()}
 
-    def store(self, digest: str, mark: tuple[int, int]) -> None:
+    def store(self, digest: str, mark: tuple[int, int], listing: dict[str, tuple[int, int]]) -> None:
         if self.db is None:
             return
         import dataclasses
 
         files = [dataclasses.asdict(f) for f in self.ctx.report_obj.files[mark[0] :]]
         findings = [f.to_json() for f in self.ctx.report_obj.findings[mark[1] :]]
-        self.db.put(self._key(digest), {"files": files, "findings": findings})
+        self.db.put(self._key(digest), {"files": files, "findings": findings, "listing": listing})
+
+
+def _check_index(ctx: ScanContext, layer: dict[str, Any], listing: dict[str, tuple[int, int]]) -> None:
+    """A layer's file index (what MLflow downloads read) must describe the tar the scan read.
+
+    The index lives in the manifest, not the blob, so this runs on every scan, cached or not; a
+    lie is critical: MLflow would load bytes the scan never judged as that file.
+    """
+    from ..kit.fileindex import check_index_matches, parse_file_index
+
+    ld = layer.get("digest", "")
+    try:
+        index = parse_file_index(layer)
+        if index:
+            check_index_matches(index, listing, ld)
+    except ModelKitError as e:
+        ctx.report(ld, Severity.CRITICAL, "kit.index-mismatch", str(e))
 
 
 # formats whose scanners need random access (central directories, B-trees); others stream
