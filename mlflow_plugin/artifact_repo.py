@@ -231,7 +231,11 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         if self.location.is_root and not artifact_path:
             return super().download_artifacts(artifact_path, dst_path)
         kit, inner = self._resolve(artifact_path)
-        files = self._call(kit.files, refresh=True)
+        what = f"artifact {artifact_path or '/'!r} of {self.artifact_uri}"
+        try:
+            files = kit.files(refresh=True)
+        except ModelKitError as e:
+            raise _mlflow_error(e, what) from None
         if dst_path:
             dst_path = os.path.abspath(dst_path)
             if not os.path.isdir(dst_path):
@@ -259,7 +263,6 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         # moved into place only when every one of them matched the signed index and every
         # destination is safe (the one safe-path rule of ``unpack``): a hostile or tampered kit
         # leaves nothing behind.
-        what = f"artifact {artifact_path or '/'!r} of {self.artifact_uri}"
         try:
             with Staging(dst_path, overwrite=True) as st:
                 jobs = []

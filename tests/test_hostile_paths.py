@@ -386,3 +386,43 @@ def test_long_pax_names_download_by_range(tmp_path: Path) -> None:
     got = [p for p in dst.rglob("*.txt")]
     assert len(got) == 1 and got[0].read_bytes() == b"long name"
     shutil.rmtree(dst)
+
+
+# ---- the same lies in a real registry (drafts read by HTTP range requests) ------------------------
+@pytest.mark.registry
+@pytest.mark.parametrize(
+    "lie", ["dotdot", "duplicate-entry", "points-at-another-file", "size-differs-from-tar"]
+)
+def test_lying_index_in_a_registry_draft_is_refused(
+    lie: str, registry: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow_plugin.oci.registry import RegistryRepository
+
+    repo_name = f"hostile/{lie}-{uuid.uuid4().hex[:6]}"
+    exp = mlflow.create_experiment(
+        f"hostile-reg-{uuid.uuid4().hex[:8]}", artifact_location=f"modelkit://{registry.host}/{repo_name}"
+    )
+    with mlflow.start_run(experiment_id=exp) as run:
+        mlflow.log_artifacts(str(_model_dir(tmp_path)), "model")
+    repo = RegistryRepository(registry.host, repo_name)
+    tag = f"run-{run.info.run_id}"
+    data, _mt, _d = repo.get_manifest(tag)
+    m = json.loads(data)
+    layer = m["layers"][0]
+    recs = [r for r in json.loads(layer["annotations"][ANN_FILES]) if not r[0].endswith("/")]
+    recs.sort(key=lambda r: r[0] != "model/MLmodel")
+    recs = INDEX_LIES[lie](recs)
+    layer["annotations"][ANN_FILES] = json.dumps(recs)
+    repo.put_manifest(dumps(m), OCI_MANIFEST, tag=tag)
+    (tmp_path / "victim").mkdir()
+    dst = tmp_path / "out" / "a" / "b"
+    dst.mkdir(parents=True)
+    with pytest.raises(MlflowException) as ei:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"modelkit://{registry.host}/{repo_name}/{run.info.run_id}/artifacts/model",
+            dst_path=str(dst),
+        )
+    msg = ei.value.message
+    assert "\n" not in msg and registry.host in msg
+    assert os.listdir(dst) == [] and os.listdir(tmp_path / "victim") == []
+    assert not [p for p in tmp_path.rglob("*evil*")]
