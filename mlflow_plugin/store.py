@@ -40,7 +40,15 @@ from . import __version__
 from ._internal import statcache
 from ._internal.pipeline import fan_out
 from .errors import DigestMismatchError, ModelKitError, NotFoundError, UnsafeArchiveError
-from .kit.fileindex import ANN_FILES, check_header, check_tree, header_name, parse_file_index, pax_records
+from .kit.fileindex import (
+    ANN_FILES,
+    check_header,
+    check_tree,
+    header_name,
+    layer_path,
+    parse_file_index,
+    pax_records,
+)
 from .kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPart, Package
 from .kit.layers import Entry, LayerStream, tar_size
 from .kit.manifest import build_manifest
@@ -773,7 +781,7 @@ def _layer_record(d: dict[str, Any]) -> dict[str, Any]:
     kind = parsed[0] if parsed else "docs"
     return {
         "kind": kind,
-        "path": (d.get("annotations") or {}).get(ANN_FILEPATH, "."),
+        "path": layer_path(d),
         "digest": d["digest"],
         "size": d["size"],
         "media_type": d.get("mediaType", ""),

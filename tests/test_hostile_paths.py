@@ -426,3 +426,34 @@ def test_lying_index_in_a_registry_draft_is_refused(
     assert "\n" not in msg and registry.host in msg
     assert os.listdir(dst) == [] and os.listdir(tmp_path / "victim") == []
     assert not [p for p in tmp_path.rglob("*evil*")]
+
+
+@pytest.mark.parametrize("where", ["publish", "log-into-draft"])
+def test_hostile_layer_path_annotation_is_refused(where: str, tmp_path: Path) -> None:
+    """``org.cncf.model.filepath`` names where a layer's tree is rebuilt and what the Kitfile says:
+    a lie there must not make a merge read (and upload) files outside its temp tree, nor publish."""
+    from mlflow_plugin.kit.mediatypes import ANN_FILEPATH
+
+    kit = _log_run(tmp_path)
+    repo = LayoutRepository(str(kit.layout))
+    data, _mt, _d = repo.get_manifest(f"run-{kit.run_id}")
+    m = json.loads(data)
+    m["layers"][0]["annotations"][ANN_FILEPATH] = "../../../../../../../etc"
+    repo.put_manifest(dumps(m), OCI_MANIFEST, tag=f"run-{kit.run_id}")
+    before = _snapshot(kit.layout)
+    with pytest.raises((ModelKitError, MlflowException)) as ei:
+        if where == "publish":
+            priv, _pub = keys.generate_keypair(str(tmp_path / "pubkeys"), PASSPHRASE)
+            publish_run(kit.run_id, tag="v2", key=priv, password=PASSPHRASE)
+        else:  # re-logging the model's MLmodel rebuilds that layer without the replaced file
+            src = tmp_path / "again" / "MLmodel"
+            src.parent.mkdir()
+            src.write_bytes(MLMODEL + b"# v2\n")
+            with mlflow.start_run(run_id=kit.run_id):
+                mlflow.log_artifact(str(src), "model")
+    assert "illegal" in str(ei.value) and "\n" not in str(ei.value)
+    assert "v2" not in repo.list_tags()
+    blobs_added = {p for p in _snapshot(kit.layout) - before if "/blobs/" in f"/{p}"}
+    # nothing from /etc was tarred up and stored
+    for p in blobs_added:
+        assert b"root:" not in (kit.layout / p).read_bytes()

@@ -178,3 +178,13 @@ def check_index_matches(index: list[list[Any]], tar_files: dict[str, tuple[int, 
             f"layer {_short(layer)}: the tar holds {extra[0]!r}, the file index does not list it "
             "(index and tar disagree)"
         )
+
+
+def layer_path(desc: dict[str, Any]) -> str:
+    """A layer's ``org.cncf.model.filepath`` annotation under the safe-path rule (``.`` = the root)."""
+    from .mediatypes import ANN_FILEPATH
+
+    raw = (desc.get("annotations") or {}).get(ANN_FILEPATH, ".")
+    if raw in (".", "./"):
+        return "."
+    return clean_path(raw, f"layer path annotation of {_short(str(desc.get('digest', '')))}")
