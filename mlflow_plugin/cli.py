@@ -7,10 +7,13 @@ mlflow-modelkit unpack localhost:5000/team/fraud:v1 -d ./out --filter model
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import re
 import sys
+import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -54,9 +57,70 @@ class _Bars:
         return bar.update
 
 
-def _fail(e: Exception) -> None:
-    click.echo(f"error: {e}", err=True)
-    sys.exit(2)
+def _one_line(text: str) -> str:
+    """``text`` on one line: its non-empty lines joined by a space."""
+    return " ".join(ln.strip() for ln in str(text).splitlines() if ln.strip())
+
+
+# credentials in URLs (``https://user:password@host``), e.g. a tracking URI quoted by MLflow
+_URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
+
+
+def _redact(text: str) -> str:
+    return _URL_USERINFO.sub(r"\1***@", text)
+
+
+def _fail(e: BaseException, verbose: bool = False, code: int = 2, line: str | None = None) -> None:
+    """Print ``error: <line>`` (default: the exception's message) and exit; ``-v`` adds the traceback."""
+    if verbose:
+        click.echo(_redact("".join(traceback.format_exception(e)).rstrip()), err=True)
+    click.echo(f"error: {_redact(_one_line(line if line is not None else str(e)))}", err=True)
+    sys.exit(code)
+
+
+# staging directories (unpack, MLflow downloads) live inside the user's target: never show them
+_STAGING = re.compile(r"[/\\]\.modelkit-[^/\\]*")
+_OS_HINTS = {
+    errno.ENOSPC: "free up space or choose another directory",
+    errno.EDQUOT: "free up space or choose another directory",
+    errno.EROFS: "the file system is read-only: choose a writable directory",
+    errno.EACCES: "check the permissions or choose another directory",
+    errno.EPERM: "check the permissions or choose another directory",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: fix the path",
+    errno.EISDIR: "a directory is in the way: move it or choose another directory",
+    errno.EEXIST: "move the existing file away or choose another directory",
+    errno.ENAMETOOLONG: "use a shorter path",
+}
+# where each command writes: named when the OSError itself names no file
+_OUTPUT_PARAMS = ("directory", "dest", "target", "out_dir", "sarif", "context", "source", "ref")
+
+
+def _user_path(path: Any) -> str:
+    """A path as the user knows it: the ``.modelkit-*`` staging component removed."""
+    text = os.fsdecode(path) if isinstance(path, str | bytes | os.PathLike) else str(path)
+    return _STAGING.sub("", text)
+
+
+def _os_error_line(e: OSError, op: str, params: dict[str, Any]) -> str:
+    """``<op>: <strerror> (<path>): <fix>`` for a file system failure, without staging paths."""
+    what = e.strerror or _one_line(str(e)) or type(e).__name__
+    paths = [_user_path(p) for p in (e.filename, e.filename2) if p is not None]
+    if not paths:  # e.g. a write() that ran out of space: name where the command was writing
+        paths = [str(params[k]) for k in _OUTPUT_PARAMS if params.get(k)][:1]
+    line = f"{op}: {what}" if op else what
+    if paths:
+        line += f" ({' -> '.join(paths)})"
+    hint = _OS_HINTS.get(e.errno or 0)
+    return f"{line}: {hint}" if hint else line
+
+
+class _Command(click.Command):
+    """Records the command's parameters for the group's error line (``ctx.meta`` is shared)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        ctx.meta["mlflow_modelkit.params"] = dict(ctx.params)
+        return super().invoke(ctx)
 
 
 def _human(n: int) -> str:
@@ -69,14 +133,45 @@ def _human(n: int) -> str:
 
 
 class _Group(click.Group):
+    """Every failure of a command becomes one ``error: …`` line on stderr (``-v`` adds the traceback).
+
+    Exit status: 2 for errors a user can cause or fix (bad input, unreachable or refusing
+    registries, files that cannot be written), 1 for an internal error (a bug: please report it),
+    130 for Ctrl-C. Commands that document another status (``verify``, ``scan``, ``publish``
+    blocked by the scan) exit with it themselves.
+    """
+
+    command_class = _Command
+
     def invoke(self, ctx: click.Context) -> Any:
+        verbose = bool(ctx.params.get("verbose"))
         try:
             return super().invoke(ctx)
         except ModelKitError as e:
-            _fail(e)
+            _fail(e, verbose)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except click.UsageError as e:
+            where = f" (see '{e.ctx.command_path} -h')" if e.ctx is not None else ""
+            _fail(e, verbose, e.exit_code, f"{e.format_message()}{where}")
+        except click.ClickException as e:
+            _fail(e, verbose, e.exit_code, e.format_message())
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise  # the reader went away (``| head``): click exits quietly
+            params = ctx.meta.get("mlflow_modelkit.params") or {}
+            _fail(e, verbose, 2, _os_error_line(e, ctx.invoked_subcommand or "", params))
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [""])[0]
+            mlflow_errors = sys.modules.get("mlflow.exceptions")
+            if mlflow_errors is not None and isinstance(e, mlflow_errors.MlflowException):
+                # the tracking server or store refused or failed: the user's setup, not our bug
+                _fail(e, verbose, 2, f"MLflow: {first} (check MLFLOW_TRACKING_URI)")
+            what = f"{type(e).__name__}: {first}" if first else type(e).__name__
+            _fail(e, verbose, 1, f"internal error: {what} (run with -v for the traceback)")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -447,6 +542,19 @@ def verify(ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool) -> No
         for c in result.checks:
             click.echo(f"  {'PASS' if c.ok else 'FAIL'}  {c.name:<24} {c.detail}")
         click.echo("verified" if result.ok else "NOT verified")
+    if not result.ok:
+        failed = result.failures()
+        more = f" (and {len(failed) - 1} more failed checks)" if len(failed) > 1 else ""
+        hint = (
+            ": is --key the public key of the kit's signer?"
+            if any(c.name == "signature" for c in failed)
+            else ""
+        )
+        click.echo(
+            f"error: {result.reference} is NOT verified: {failed[0].name}: "
+            f"{_one_line(failed[0].detail)}{more}{hint}",
+            err=True,
+        )
     sys.exit(0 if result.ok else 1)
 
 

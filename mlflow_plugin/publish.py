@@ -45,6 +45,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ModelKitError
+from .kit.fileindex import layer_path
 from .kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPart, Package
 from .kit.manifest import build_manifest
 from .kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, layer_media_type, parse_layer_media_type
@@ -251,7 +252,7 @@ def publish_run(
         key_path, password if password is not None else keys.passphrase_from_env()
     )
     client = MlflowClient(tracking_uri=tracking_uri)
-    run = client.get_run(run_id)
+    run = _get_run(client, run_id, tracking_uri)
     run_uri = resolve_artifact_uri(run.info.artifact_uri, cfg.artifacts_destination)
 
     # ---- 1. compose -----------------------------------------------------------------------------
@@ -374,6 +375,41 @@ def publish_run(
     return result
 
 
+def _shown_uri(text: str) -> str:
+    """``text`` without credentials in URLs (``https://user:pw@host`` → ``https://***@host``)."""
+    return re.sub(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@", r"\1***@", text)
+
+
+def _get_run(client: Any, run_id: str, tracking_uri: str | None) -> Any:
+    """The MLflow run, or one line naming the run and the tracking store (never MLflow's traceback)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as e:
+        import mlflow
+
+        where = _shown_uri(tracking_uri or mlflow.get_tracking_uri())
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ModelKitError(
+                f"run {run_id!r} not found in the tracking store {where}: check the run id, or set "
+                "MLFLOW_TRACKING_URI to the tracking server the run was logged to"
+            ) from None
+        message = e.message.strip()
+        if "API request to" in message and "failed with exception" in message:
+            errno_text = re.search(r"\[Errno -?\d+\] [^'\")]+", message)
+            reason = errno_text.group(0) if errno_text else "no answer"
+            raise ModelKitError(
+                f"cannot read run {run_id!r}: the tracking server {where} is unreachable ({reason}): "
+                "is it running? check MLFLOW_TRACKING_URI"
+            ) from None
+        first = _shown_uri((message.splitlines() or [e.error_code])[0])
+        raise ModelKitError(
+            f"cannot read run {run_id!r} from the tracking store {where}: {first}: check the run id "
+            "and MLFLOW_TRACKING_URI"
+        ) from None
+
+
 def _blocked(client: Any, run_id: str, report: Any, threshold: Any, what: str) -> None:
     """Record the verdict on the run and raise :class:`PublishBlocked` (one line, top finding first)."""
     top = report.sorted_findings()[0]
@@ -396,9 +432,15 @@ def _pick_model(
         lm = client.get_logged_model(o.model_id)
         candidates.append(lm)
     if wanted:
+        names = sorted({m.name for m in candidates})
         candidates = [m for m in candidates if m.name == wanted or m.model_id == wanted]
         if not candidates:
-            raise ModelKitError(f"run {run.info.run_id} has no logged model named {wanted!r}")
+            fix = (
+                f"pass --model with one of {', '.join(repr(n) for n in names)}"
+                if names
+                else "it has no logged models: leave --model out"
+            )
+            raise ModelKitError(f"run {run.info.run_id} has no logged model named {wanted!r}: {fix}")
     for lm in candidates:
         loc = str(lm.artifact_location)
         if not loc.startswith(("modelkit:", "mlflow-artifacts:")):
@@ -465,7 +507,7 @@ def _compose(
     for origin, d, _src in records:
         parsed = parse_layer_media_type(d.get("mediaType", ""))
         kind = parsed[0] if parsed else "docs"
-        path = (d.get("annotations") or {}).get(ANN_FILEPATH, ".")
+        path = layer_path(d)
         info = LayerInfo(d["digest"], d["digest"])
         if kind in ("model", "modelpart") and kf.model is None:
             kind = "model"

@@ -92,7 +92,9 @@ def generate_keypair(out_dir: str, password: bytes | None) -> tuple[str, str]:
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
-        raise ModelKitError(f"cannot create key directory {out_dir}: {e.strerror}") from None
+        raise ModelKitError(
+            f"cannot create key directory {out_dir}: {e.strerror}: choose a writable directory"
+        ) from None
     priv_path = os.path.join(out_dir, PRIVATE_KEY_NAME)
     pub_path = os.path.join(out_dir, PUBLIC_KEY_NAME)
     for p in (priv_path, pub_path):
@@ -110,14 +112,16 @@ def generate_keypair(out_dir: str, password: bytes | None) -> tuple[str, str]:
     except FileExistsError:
         raise ModelKitError(f"{priv_path} already exists: refusing to overwrite a key") from None
     except OSError as e:
-        raise ModelKitError(f"cannot write {priv_path}: {e.strerror}") from None
+        raise ModelKitError(f"cannot write {priv_path}: {e.strerror}: choose a writable directory") from None
     try:
         _create_exclusive(pub_path, public_key_pem(key.public_key()), 0o644)
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(priv_path)
         if isinstance(e, OSError):
-            raise ModelKitError(f"cannot write {pub_path}: {e.strerror}") from None
+            raise ModelKitError(
+                f"cannot write {pub_path}: {e.strerror}: choose a writable directory"
+            ) from None
         raise
     return priv_path, pub_path
 

@@ -267,8 +267,15 @@ def load_verifier(repo: Repository, policy: TrustPolicy, ref: str) -> Callable[[
         except (ValueError, KeyError, TypeError):
             result.checks.append(Check("config", False, "the manifest has no valid config descriptor"))
         if not result.ok:
-            why = "; ".join(f"{c.name}: {c.detail}" for c in result.failures())
-            raise ModelKitError(f"refusing to load {ref} ({digest[:19]}…): {why}")
+            failed = result.failures()
+            why = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+            fix = (
+                ": check that signing.trusted_keys (MLFLOW_MODELKIT_TRUSTED_KEYS) holds the "
+                "signer's public key"
+                if any(c.name == "signature" for c in failed)
+                else ""
+            )
+            raise ModelKitError(" ".join(f"refusing to load {ref} ({digest[:19]}…): {why}{fix}".split("\n")))
 
     return check
 
