@@ -13,6 +13,10 @@ Callers catch :class:`ModelKitError` to handle all of them; the CLI turns them i
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import Iterator
+
 
 class ModelKitError(Exception):
     """Base class of every error this package raises on bad input or a failed operation."""
@@ -52,3 +56,41 @@ class ExistsError(ModelKitError):
 
 class LimitExceededError(UnsafeArchiveError):
     """Unpacking would exceed an admin limit (``[limits]``: output bytes, ratio, entries)."""
+
+
+class DiskError(ModelKitError):
+    """Writing to the local file system failed (full disk, read-only, no permission)."""
+
+
+_DISK_FIXES = {
+    errno.ENOSPC: "free some space or choose another directory",
+    errno.EDQUOT: "free some space or choose another directory",
+    errno.EROFS: "the file system is read-only: choose a writable directory",
+    errno.EACCES: "no permission: choose a writable directory",
+    errno.EPERM: "no permission: choose a writable directory",
+}
+
+
+@contextlib.contextmanager
+def disk_errors(op: str, where: str) -> Iterator[None]:
+    """Turn a file system ``OSError`` raised inside the block into one-line :class:`DiskError`.
+
+    The message names the operation, the user's path (never an internal staging path) and the fix:
+
+    >>> import errno
+    >>> try:
+    ...     with disk_errors("unpack", "./out"):
+    ...         raise OSError(errno.ENOSPC, "No space left on device", "./out/.modelkit-unpack-x/y")
+    ... except DiskError as e:
+    ...     print(e)
+    unpack: No space left on device (./out): free some space or choose another directory
+    """
+    try:
+        yield
+    except ModelKitError:
+        raise
+    except OSError as e:
+        if type(e).__module__.split(".")[0] in ("requests", "urllib3", "ssl", "socket"):
+            raise  # network errors belong to the registry client, not here
+        fix = _DISK_FIXES.get(e.errno or 0, "check the path and its permissions")
+        raise DiskError(f"{op}: {e.strerror or type(e).__name__} ({where}): {fix}") from None

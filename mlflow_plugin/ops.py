@@ -11,7 +11,9 @@ returns a callback that receives byte counts (the CLI passes a tqdm bar; the def
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect as _inspect
 import io
 import json
 import logging
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import KitfileError, ModelKitError, NotFoundError
+from .errors import KitfileError, ModelKitError, NotFoundError, disk_errors
 from .kit.decompress import Budget
 from .kit.fileindex import parse_file_index
 from .kit.kitfile import KITFILE_NAMES, Kitfile, is_modelkit_reference
@@ -39,6 +41,24 @@ from .stores import open_location
 
 log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
+
+
+def _disk(op: str, where_arg: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run ``fn`` so that file system failures become one-line :class:`DiskError` naming the
+    user's path (the argument ``where_arg``) and the fix."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = _inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            where = sig.bind_partial(*args, **kw).arguments.get(where_arg, "")
+            with disk_errors(op, str(where)):
+                return fn(*args, **kw)
+
+        return wrapper
+
+    return deco
 
 
 def _no_progress(desc: str, total: int | None) -> Callable[[int], None]:
@@ -143,6 +163,7 @@ def find_kitfile(context: str, kitfile: str | None = None) -> tuple[str, str]:
     return path, data.decode("utf-8", errors="strict") if data else ""
 
 
+@_disk("pack", "target")
 def pack(
     context: str,
     target: str,
@@ -232,6 +253,7 @@ def _copy_blob(
     return True
 
 
+@_disk("copy", "dest")
 def copy(
     source: str,
     dest: str,
@@ -365,6 +387,7 @@ _FILTER_KINDS = {
 }
 
 
+@_disk("unpack", "directory")
 def unpack(
     ref: str,
     directory: str,

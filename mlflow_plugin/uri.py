@@ -69,7 +69,9 @@ class ArtifactLocation:
 
     def __str__(self) -> str:
         base = (
-            f"{SCHEME}://{self.registry}/{self.repository}" if self.registry else f"{SCHEME}://{self.layout}"
+            f"{SCHEME}://{self.registry}/{self.repository}".rstrip("/")
+            if self.registry
+            else f"{SCHEME}://{self.layout}"
         )
         if self.read_only:
             base += f"@{self.digest}" if self.digest else f":{self.tag}"
@@ -81,16 +83,21 @@ class ArtifactLocation:
         On a bare root the path must start with the key (proxy mode); otherwise it is relative
         to the artifact root. Paths are validated: no ``..``, no absolute paths.
         """
+        raw = (path or "").strip("/")
+        if (
+            self.is_root
+            and raw
+            and any(_PUBLISHED.match(x) and (":" in x or "@" in x) for x in raw.split("/"))
+        ):
+            # MLflow loads "modelkit://host/team/fraud@sha256:…" as root "…/team" + path "fraud@sha256:…"
+            # (the part after the kit reference is checked by the parser)
+            return parse_artifact_uri(f"{self}/{raw}")
         rel = _clean_rel(path or "")
         if not self.is_root:
             return replace(self, path=posixpath.join(self.path, rel).strip("/") if rel else self.path)
         if not rel:
             return self
-        segs = rel.split("/")
-        if any(_PUBLISHED.match(x) and (":" in x or "@" in x) for x in segs):
-            # MLflow loads "modelkit://host/team/fraud@sha256:…" as root "…/team" + path "fraud@sha256:…"
-            return parse_artifact_uri(f"{self}/{rel}")
-        return _split_key(self, segs, f"path {path!r}")
+        return _split_key(self, rel.split("/"), f"path {path!r}")
 
 
 def _clean_rel(path: str) -> str:
@@ -160,6 +167,10 @@ def parse_artifact_uri(uri: str) -> ArtifactLocation:
             "URI; set MLFLOW_MODELKIT_REGISTRY_USERNAME/MLFLOW_MODELKIT_REGISTRY_PASSWORD or log in "
             "with docker (~/.docker/config.json)"
         )
+    if host and not rest.strip("/") and _looks_like_registry(host):
+        # a registry's root: MLflow loads "modelkit://HOST/fraud:v1" as root "modelkit://HOST" + "fraud:v1"
+        _check_host(host, uri)
+        return ArtifactLocation(registry=host, layout=None, repository="")
     if not host or not rest:
         raise ReferenceFormatError(
             f"invalid URI {uri!r}: expected {SCHEME}://HOST[:PORT]/REPOSITORY/... "
@@ -186,6 +197,11 @@ _HOST = re.compile(
     r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
 )
 _FORMS = f"{SCHEME}://HOST[:PORT]/REPOSITORY/... or {SCHEME}:///ABSOLUTE/PATH/..."
+
+
+def _looks_like_registry(host: str) -> bool:
+    """kit's rule: a first segment with ``.`` or ``:`` (or ``localhost``) names a registry."""
+    return "." in host or ":" in host or host == "localhost"
 
 
 def _check_host(host: str, uri: str) -> None:
@@ -215,9 +231,12 @@ def _check_repo(repo: str, what: str) -> None:
     """OCI repository names are lowercase: refuse (never silently lowercase, which would mix
     ``Team/X`` into ``team/x``) with the accepted form."""
     if repo != repo.lower():
+        try:
+            hint = f", use {check_repository(repo.lower())!r}"
+        except ReferenceFormatError:
+            hint = " (letters, digits and '.', '_', '-', '/' separators)"
         raise ReferenceFormatError(
-            f"{what}: repository {repo!r} has upper-case letters; OCI repository names are lowercase, "
-            f"use {repo.lower()!r}"
+            f"{what}: repository {repo!r} has upper-case letters; OCI repository names are lowercase{hint}"
         )
     try:
         check_repository(repo)

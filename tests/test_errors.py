@@ -471,11 +471,6 @@ def _publish_cli(s: S) -> list[str]:
     return args + (["--model", s.model] if s.model else [])
 
 
-_OSERROR_API = (
-    "ops.{fn} lets a raw OSError ({err}) escape instead of a one-line ModelKitError naming the path; "
-    "wrap OSError in {where}"
-)
-
 CASES = [
     # malformed Kitfiles
     Case(
@@ -631,7 +626,6 @@ CASES = [
         lambda s: ["unpack", s.ref, "-d", s.out],
         lambda s: ops.unpack(s.ref, s.out),
         fix="space",
-        api_xfail=_OSERROR_API.format(fn="unpack", err="ENOSPC", where="ops.unpack/kit.unpack.Staging"),
     ),
     Case(
         "unpack-read-only",
@@ -639,9 +633,6 @@ CASES = [
         lambda s: ["unpack", s.ref, "-d", s.out],
         lambda s: ops.unpack(s.ref, s.out),
         fix="read-only",
-        api_xfail=_OSERROR_API.format(
-            fn="unpack", err="EROFS from os.makedirs", where="kit.unpack.Staging.__enter__"
-        ),
     ),
     Case(
         "pack-full-disk",
@@ -649,7 +640,6 @@ CASES = [
         lambda s: ["pack", s.ctx, "-t", s.target],
         lambda s: ops.pack(s.ctx, s.target),
         fix="space",
-        api_xfail=_OSERROR_API.format(fn="pack", err="ENOSPC", where="ops.pack/oci.layout"),
     ),
     Case(
         "pack-read-only",
@@ -657,7 +647,6 @@ CASES = [
         lambda s: ["pack", s.ctx, "-t", s.target],
         lambda s: ops.pack(s.ctx, s.target),
         fix="read-only",
-        api_xfail=_OSERROR_API.format(fn="pack", err="EROFS", where="ops.pack/oci.layout"),
     ),
     Case(
         "pull-full-disk",
@@ -665,7 +654,6 @@ CASES = [
         lambda s: ["pull", s.ref, "-t", s.dest],
         lambda s: ops.copy(s.ref, s.dest),
         fix="space",
-        api_xfail=_OSERROR_API.format(fn="copy", err="ENOSPC", where="ops.copy/oci.layout"),
     ),
     Case(
         "keygen-read-only",
@@ -771,12 +759,6 @@ CASES = [
         None,
         _load,
         api_error=MlflowException,
-        api_xfail=(
-            "MLflow loads modelkit://HOST/team/x:v1 as root modelkit://HOST/team + path 'x:v1'; "
-            "uri.ArtifactLocation.child() runs _clean_rel('x:v1') before its published-kit check and "
-            "clean_path's drive-letter rule refuses it: \"illegal artifact path 'x:v1': absolute paths "
-            'are not allowed" (check _PUBLISHED segments before _clean_rel)'
-        ),
     ),
     Case(
         "mlflow-load-one-segment-repo",
@@ -784,12 +766,6 @@ CASES = [
         None,
         _load,
         api_error=MlflowException,
-        api_xfail=(
-            "MLflow loads modelkit://HOST/fraud:v1 as root modelkit://HOST + path 'fraud:v1'; "
-            "ModelKitArtifactRepository.__init__ -> uri.parse_artifact_uri('modelkit://HOST') refuses "
-            "the bare host (\"invalid URI 'modelkit://HOST/': expected ...\"), a URI the user never "
-            "typed; a bare registry root should accept a published REPO:TAG path"
-        ),
     ),
     Case(
         "mlflow-load-bad-uri",
