@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-SYSTEM_PKGS := docker-registry skopeo apache2-utils
+SYSTEM_PKGS := docker-registry skopeo apache2-utils zstd
 
 .PHONY: demo test lint conformance bench system-deps venv clean
 
@@ -26,6 +26,7 @@ system-deps:
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	command -v htpasswd >/dev/null || missing="$$missing apache2-utils"; \
+	command -v zstd >/dev/null || missing="$$missing zstd"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \

@@ -369,6 +369,7 @@ def scan(
     Exit status: 0 clean, 1 findings at or above --fail-on, 2 error.
     """
     from .config import load_config
+    from .kit.limits import UnpackLimits
     from .scan.api import scan as run_scan
     from .scan.context import Policy
     from .scan.report import Severity
@@ -378,7 +379,7 @@ def scan(
         allow_globals=frozenset(allow_globals) | frozenset(cfg.allow_globals),
         allow_modules=frozenset(allow_modules) | frozenset(cfg.allow_modules),
     )
-    report = run_scan(target, policy=policy)
+    report = run_scan(target, policy=policy, unpack_limits=UnpackLimits.from_config(cfg))
     if sarif:
         data = json.dumps(report.to_sarif(), indent=2)
         if sarif == "-":

@@ -47,6 +47,7 @@ from . import __version__
 from .errors import ModelKitError
 from .kit.fileindex import layer_path
 from .kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPart, Package
+from .kit.limits import UnpackLimits
 from .kit.manifest import build_manifest
 from .kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, layer_media_type, parse_layer_media_type
 from .oci.base import Repository
@@ -297,7 +298,7 @@ def publish_run(
     if stored != digest:
         raise ModelKitError(f"{target_store} stored the manifest as {stored}, expected {digest}")
     policy = Policy(allow_globals=frozenset(cfg.allow_globals), allow_modules=frozenset(cfg.allow_modules))
-    report = scan_kit(f"{target_store}@{digest}", policy=policy)
+    report = scan_kit(f"{target_store}@{digest}", policy=policy, unpack_limits=UnpackLimits.from_config(cfg))
     for finding in meta.findings:  # below the threshold, but part of the signed report
         report.add(finding)
     progress("scan", 1, 1)

@@ -21,6 +21,7 @@ MODULES = [
     "mlflow_plugin.kit.safepath",
     "mlflow_plugin.kit.fileindex",
     "mlflow_plugin.kit.limits",
+    "mlflow_plugin.kit.decompress",
     "mlflow_plugin.oci.reference",
     "mlflow_plugin.oci.descriptor",
     "mlflow_plugin.oci.layout",

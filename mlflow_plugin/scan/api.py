@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from ..errors import ModelKitError
+from ..kit.limits import DEFAULT_LIMITS, UnpackLimits
 from .context import Limits, Policy, ScanContext
 from .detect import HEAD, detect
 from .report import ScanReport, Severity
@@ -277,15 +278,21 @@ def scan_directory(
 
 
 def scan_kit(
-    ref: str, limits: Limits | None = None, policy: Policy | None = None, **registry_options: Any
+    ref: str,
+    limits: Limits | None = None,
+    policy: Policy | None = None,
+    unpack_limits: UnpackLimits | None = None,
+    **registry_options: Any,
 ) -> ScanReport:
-    """Scan every layer of a kit, streamed from its store and verified while read."""
+    """Scan every layer of a kit, streamed from its store and verified while read.
+
+    ``unpack_limits`` (default :data:`~mlflow_plugin.kit.limits.DEFAULT_LIMITS`; callers pass the
+    admin's ``[limits]``) bound decompression as in ``unpack``; a layer past them is a finding.
+    """
     import tarfile
 
-    from ..config import load_config
     from ..errors import LimitExceededError
     from ..kit.decompress import Budget, DecompressingReader
-    from ..kit.limits import UnpackLimits
     from ..kit.mediatypes import parse_layer_media_type
     from ..kit.unpack import safe_member_path
     from ..stores import open_location
@@ -296,8 +303,9 @@ def scan_kit(
         data, _mt, digest = repo.get_manifest(loc.reference or "latest")
         m = json.loads(data)
         ctx.report_obj.target = f"{loc}@{digest}" if "@" not in str(loc) else str(loc)
-        cache = _LayerCache(ctx)
-        budget = Budget(UnpackLimits.from_config(load_config()))  # the admin's [limits], as unpack
+        ulimits = unpack_limits or DEFAULT_LIMITS
+        cache = _LayerCache(ctx, ulimits)
+        budget = Budget(ulimits)
         for layer in m.get("layers") or []:
             parsed = parse_layer_media_type(layer.get("mediaType", ""))
             ld = layer["digest"]
@@ -348,7 +356,7 @@ class _LayerCache:
     Publishing a run whose layers were scanned before (re-publish, another tag) skips re-reading them.
     """
 
-    def __init__(self, ctx: ScanContext) -> None:
+    def __init__(self, ctx: ScanContext, unpack_limits: UnpackLimits) -> None:
         import dataclasses
 
         from .. import __version__
@@ -361,7 +369,13 @@ class _LayerCache:
             self.db = statcache.StatCache(path)
         p = ctx.policy
         self.salt = json.dumps(
-            [__version__, sorted(p.allow_globals), sorted(p.allow_modules), dataclasses.asdict(ctx.limits)],
+            [
+                __version__,
+                sorted(p.allow_globals),
+                sorted(p.allow_modules),
+                dataclasses.asdict(ctx.limits),
+                dataclasses.asdict(unpack_limits),
+            ],
             sort_keys=True,
         )
 
@@ -435,7 +449,11 @@ def _scan_member_stream(ctx: ScanContext, rel: str, f: IO[bytes], size: int) -> 
 
 
 def scan(
-    target: str, limits: Limits | None = None, policy: Policy | None = None, **registry_options: Any
+    target: str,
+    limits: Limits | None = None,
+    policy: Policy | None = None,
+    unpack_limits: UnpackLimits | None = None,
+    **registry_options: Any,
 ) -> ScanReport:
     """Scan a file, a directory or a kit reference; see the module docstring.
 
@@ -446,7 +464,7 @@ def scan(
     if os.path.isfile(target):
         return scan_file(target, limits, policy)
     if target.startswith("oci:") or ("/" in target and (":" in target or "@" in target)):
-        return scan_kit(target, limits, policy, **registry_options)
+        return scan_kit(target, limits, policy, unpack_limits, **registry_options)
     raise ModelKitError(
         f"nothing to scan at {target!r}: give a file, a directory or a kit reference "
         "(oci:DIR:TAG or HOST/REPO:TAG)"
