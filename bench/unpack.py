@@ -11,8 +11,8 @@
    throughput (decompressed MB/s), ours/baseline (target: ≤ 1.5), CPU seconds (robust when the
    machine is shared) and our peak RSS above the idle process. ``--staging-write-kb N`` adds a
    diagnostic row: ``ops.unpack`` with ``Staging.add_file`` moving N KiB per read/write instead
-   of 1 MiB (on Linux 6.x VMs with a free-page-reporting balloon, 1 MiB writes to ext4 cost
-   several times the kernel time of 128 KiB ones).
+   of its 128 KiB (on Linux 6.x VMs with a free-page-reporting balloon, 1 MiB writes to ext4 cost
+   several times the kernel time of 128 KiB ones: try 1024 to see it).
 2. Bombs: a gzip and a zstd layer whose tar holds ``--bomb-mb`` MiB of zeros, unpacked with the
    default limits in their own process: time until refusal, peak RSS above idle, the message.
    Target: refused in under 2 s with flat memory.
@@ -114,10 +114,10 @@ def worker(args: argparse.Namespace) -> None:
     from mlflow_plugin.errors import LimitExceededError
 
     out = Path(args.out)
-    if args.staging_write_kb:  # diagnostic only: Staging.add_file reads/writes CHUNK bytes at a time
+    if args.staging_write_kb:  # diagnostic only: Staging.add_file reads/writes WRITE_CHUNK bytes at a time
         from mlflow_plugin.kit import unpack
 
-        unpack.CHUNK = args.staging_write_kb << 10
+        unpack.WRITE_CHUNK = args.staging_write_kb << 10
     idle = rss_mb()
     who = resource.RUSAGE_CHILDREN if args.worker == "baseline" else resource.RUSAGE_SELF
     r0 = resource.getrusage(who)

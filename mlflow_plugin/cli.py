@@ -542,6 +542,10 @@ def verify(ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool) -> No
         click.echo(f"{result.reference}  {result.digest}")
         for c in result.checks:
             click.echo(f"  {'PASS' if c.ok else 'FAIL'}  {c.name:<24} {c.detail}")
+        for n in result.notes[:5]:
+            click.echo(f"  NOTE  {n}")
+        if len(result.notes) > 5:
+            click.echo(f"  NOTE  and {len(result.notes) - 5} more (--json lists all)")
         click.echo("verified" if result.ok else "NOT verified")
     if not result.ok:
         failed = result.failures()

@@ -317,11 +317,11 @@ def test_hostile_referrers_are_skipped_and_good_signature_still_verifies(
     for h, note in zip(hostile, result.notes, strict=True):
         assert h.entry["digest"][:19] in note and "skipped" in note and h.note in note, (h.note, note)
     assert all("\n" not in n and len(n) < 300 for n in result.notes), result.notes
-    skipped = {c.name: c for c in result.checks}["skipped referrers"]
-    assert skipped.ok and skipped.detail.startswith(f"{len(hostile)} note(s): ")
+    assert "skipped referrers" not in {c.name for c in result.checks}  # notes never decide the verdict
     out = cli("verify", fresh.reference, "--key", keys.public, "--no-deep")
     assert out.exit_code == 0, out.output
-    assert "PASS  skipped referrers" in out.output and "PASS  signature" in out.output, out.output
+    assert "PASS  signature" in out.output, out.output
+    assert out.output.count("  NOTE  ") == min(len(hostile), 5) + (len(hostile) > 5), out.output
     doc = json.loads(cli("verify", fresh.reference, "--key", keys.public, "--json", "--no-deep").stdout)
     assert doc["verified"] is True and doc["notes"] == result.notes
 

@@ -185,15 +185,9 @@ def verify_attachments(repo: Repository, digest: str, policy: TrustPolicy, resul
         )
 
 
-def _add_notes(result: VerifyResult, notes: list[str], shown: int = 3) -> None:
-    """Record ``notes`` and, if any, one passing check that sums them up (the CLI prints checks)."""
-    if not notes:
-        return
+def _add_notes(result: VerifyResult, notes: list[str]) -> None:
+    """Record ``notes``: things skipped on the way that do not decide the verdict (the CLI prints them)."""
     result.notes.extend(notes)
-    more = f"; and {len(notes) - shown} more (--json lists all)" if len(notes) > shown else ""
-    result.checks.append(
-        Check("skipped referrers", True, f"{len(notes)} note(s): " + "; ".join(notes[:shown]) + more)
-    )
 
 
 def _legacy_sig(repo: Repository, digest: str, keys: list[Any], result: VerifyResult) -> None:
