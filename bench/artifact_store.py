@@ -52,7 +52,7 @@ def make_model_dir(root: Path, size_mb: int) -> tuple[Path, str]:
 def worker(args: argparse.Namespace) -> None:
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
-    from mlflow_plugin.artifact_repo import ModelKitArtifactRepository
+    from mlflow_plugin.tracking.artifact_repo import ModelKitArtifactRepository
 
     if args.op == "local-log":
         repo = LocalArtifactRepository(args.uri)

@@ -51,8 +51,8 @@ def main() -> None:
         import mlflow
         import requests
 
-        from mlflow_plugin.publish import publish_run
-        from mlflow_plugin.scan.api import scan_kit
+        from mlflow_plugin.harden.publish import publish_run
+        from mlflow_plugin.scanner.api import scan_kit
         from mlflow_plugin.trust.keys import generate_keypair
 
         mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")

@@ -134,8 +134,8 @@ def load_labels(corpus: Path) -> list[dict[str, str]]:
 WORKER = r"""
 import json, sys, time, traceback
 try:
-    from mlflow_plugin.scan.api import scan_file
-    from mlflow_plugin.scan.report import Severity
+    from mlflow_plugin.scanner.api import scan_file
+    from mlflow_plugin.scanner.report import Severity
     IMPORT_ERROR = None
 except Exception as e:  # the scanner may be incomplete while the bench runs
     IMPORT_ERROR = f"{type(e).__name__}: {e}"

@@ -63,7 +63,7 @@ def make_file(path: Path, size: int) -> str:
 def worker(args: argparse.Namespace) -> None:
     size = os.path.getsize(args.file)
     if args.worker == "ours-push":
-        from mlflow_plugin.oci.registry import RegistryRepository
+        from mlflow_plugin.storage.registry import RegistryRepository
 
         repo = RegistryRepository(args.host, args.repo)
         idle = rss_mb()
@@ -72,7 +72,7 @@ def worker(args: argparse.Namespace) -> None:
             repo.push_blob(f, args.digest, size)
         dt = time.perf_counter() - t
     elif args.worker == "ours-pull":
-        from mlflow_plugin.oci.registry import RegistryRepository
+        from mlflow_plugin.storage.registry import RegistryRepository
 
         repo = RegistryRepository(args.host, args.repo)
         idle = rss_mb()

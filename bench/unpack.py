@@ -85,7 +85,7 @@ def make_csv(path: Path, size: int) -> None:
 
 def pack_kit(work: Path, name: str, data_file: Path, codec: str, kind: str) -> tuple[str, Path]:
     """Pack ``data_file`` (hard-linked into a context) as one layer; returns (ref, layer blob path)."""
-    from mlflow_plugin import ops
+    from mlflow_plugin import packaging as ops
 
     ctx = work / f"ctx-{name}"
     shutil.rmtree(ctx, ignore_errors=True)
@@ -110,7 +110,7 @@ def pack_kit(work: Path, name: str, data_file: Path, codec: str, kind: str) -> t
 
 # ---- workers (run in their own process) ---------------------------------------------------------
 def worker(args: argparse.Namespace) -> None:
-    from mlflow_plugin import ops
+    from mlflow_plugin import packaging as ops
     from mlflow_plugin.errors import LimitExceededError
 
     out = Path(args.out)

@@ -15,13 +15,12 @@ The stable public API (everything else is implementation detail)::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from . import scan  # a callable package: scan(target) -> ScanReport (see mlflow_plugin.scan.api)
-from .errors import ModelKitError
-from .ops import inspect, list_tags, pack, pull, push, unpack
-from .publish import publish_run
-from .trust.verify import verify
+from mlflow_plugin._version import __version__
+from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.harden.publish import publish_run
+from mlflow_plugin.harden.verify import verify
+from mlflow_plugin.packaging import inspect, list_tags, pack, pull, push, unpack
+from mlflow_plugin.scanner.api import scan
 
 __all__ = [
     "ModelKitError",

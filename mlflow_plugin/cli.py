@@ -20,8 +20,9 @@ from typing import Any
 
 import click
 
-from . import __version__, ops
-from .errors import ModelKitError
+from mlflow_plugin import packaging
+from mlflow_plugin._version import __version__
+from mlflow_plugin.errors import ModelKitError
 
 
 def _progress_enabled() -> bool:
@@ -203,7 +204,7 @@ def main(verbose: bool) -> None:
 def pack(context: str, target: str, kitfile: str | None, compression: str) -> None:
     """Pack CONTEXT (a directory with a Kitfile) into a ModelKit."""
     with ExitStack() as stack:
-        r = ops.pack(context, target, kitfile=kitfile, compression=compression, progress=_Bars(stack))
+        r = packaging.pack(context, target, kitfile=kitfile, compression=compression, progress=_Bars(stack))
     for w in r.warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"{r.target}@{r.digest}")
@@ -215,7 +216,7 @@ def pack(context: str, target: str, kitfile: str | None, compression: str) -> No
 def push(source: str, dest: str) -> None:
     """Copy a kit from SOURCE to DEST (layout or registry); existing blobs are skipped."""
     with ExitStack() as stack:
-        digest = ops.copy(source, dest, progress=_Bars(stack))
+        digest = packaging.copy(source, dest, progress=_Bars(stack))
     click.echo(f"{dest}@{digest}")
 
 
@@ -225,7 +226,7 @@ def push(source: str, dest: str) -> None:
 def pull(source: str, dest: str) -> None:
     """Copy a kit from a registry (or layout) SOURCE into DEST."""
     with ExitStack() as stack:
-        digest = ops.copy(source, dest, progress=_Bars(stack))
+        digest = packaging.copy(source, dest, progress=_Bars(stack))
     click.echo(f"{dest}@{digest}")
 
 
@@ -244,12 +245,12 @@ def unpack(
 
     Output size, compression ratio and entries are bounded by the admin's ``[limits]``
     (``MLFLOW_MODELKIT_MAX_UNPACK_BYTES``/``_RATIO``/``_ENTRIES``)."""
-    from .config import load_config
-    from .kit.limits import UnpackLimits
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.kit.limits import UnpackLimits
 
     limits = UnpackLimits.from_config(load_config())
     with ExitStack() as stack:
-        files = ops.unpack(
+        files = packaging.unpack(
             ref,
             directory,
             filters=list(filters),
@@ -270,10 +271,11 @@ def unpack(
 
 def _write_model_sig(ref: str, directory: str, overwrite: bool) -> str | None:
     """Write the kit's OpenSSF model_signing bundle (if it has one) as DIR/model.sig."""
-    from .stores import open_location
-    from .trust.attach import PRED_OMS, list_attachments
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.storage.locations import open_location
+    from mlflow_plugin.trust.attach import PRED_OMS, list_attachments
 
-    repo, loc = open_location(ref, default_tag="latest")
+    repo, loc = open_location(ref, default_tag="latest", settings=load_config().storage_settings())
     try:
         digest = repo.resolve(loc.reference or "latest").digest
         oms = [a for a in list_attachments(repo, digest) if a.predicate_type == PRED_OMS]
@@ -294,7 +296,7 @@ def _write_model_sig(ref: str, directory: str, overwrite: bool) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print {digest, manifest, config} as JSON.")
 def inspect(ref: str, as_json: bool) -> None:
     """Show a kit's manifest and config (the Kitfile as JSON)."""
-    info = ops.inspect(ref)
+    info = packaging.inspect(ref)
     if as_json:
         click.echo(
             json.dumps(
@@ -368,18 +370,20 @@ def scan(
 
     Exit status: 0 clean, 1 findings at or above --fail-on, 2 error.
     """
-    from .config import load_config
-    from .kit.limits import UnpackLimits
-    from .scan.api import scan as run_scan
-    from .scan.context import Policy
-    from .scan.report import Severity
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.kit.limits import UnpackLimits
+    from mlflow_plugin.scanner.api import scan as run_scan
+    from mlflow_plugin.scanner.context import Policy
+    from mlflow_plugin.scanner.report import Severity
 
     cfg = load_config()  # the admin's allowlist extensions apply to every scan
     policy = Policy(
         allow_globals=frozenset(allow_globals) | frozenset(cfg.allow_globals),
         allow_modules=frozenset(allow_modules) | frozenset(cfg.allow_modules),
     )
-    report = run_scan(target, policy=policy, unpack_limits=UnpackLimits.from_config(cfg))
+    report = run_scan(
+        target, policy=policy, unpack_limits=UnpackLimits.from_config(cfg), settings=cfg.storage_settings()
+    )
     if sarif:
         data = json.dumps(report.to_sarif(), indent=2)
         if sarif == "-":
@@ -424,7 +428,7 @@ def keygen(out_dir: str) -> None:
 
     The passphrase comes from MLFLOW_MODELKIT_KEY_PASSWORD or a prompt.
     """
-    from .trust import keys
+    from mlflow_plugin.trust import keys
 
     password = keys.passphrase_from_env(confirm=True)
     if not password:
@@ -456,8 +460,8 @@ def publish(
     as_json: bool,
 ) -> None:
     """Publish RUN (runs:/<id> or the run id) as a hardened kit: scanned, attested, signed, tagged."""
-    from .config import load_config
-    from .publish import STAGES, PublishBlocked, publish_run
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.harden.publish import STAGES, PublishBlocked, publish_run
 
     run_id = run.removeprefix("runs:/").strip("/").split("/")[0]
     cfg = load_config()
@@ -530,8 +534,8 @@ def publish(
 @click.option("--no-deep", is_flag=True, help="Skip re-hashing every blob.")
 def verify(ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool) -> None:
     """Verify signatures, attestations, scan verdict and every digest of REF. Exit 0 only if all hold."""
-    from .config import load_config
-    from .trust.verify import TrustPolicy, verify_kit
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.harden.verify import TrustPolicy, verify_kit
 
     policy = TrustPolicy.from_config(load_config(), keys=list(keys_) or None)
     with ExitStack() as stack:
@@ -569,8 +573,8 @@ def verify(ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print the in-toto statement as JSON.")
 def provenance(ref: str, keys_: tuple[str, ...], as_json: bool) -> None:
     """Show the verified SLSA provenance of REF."""
-    from .config import load_config
-    from .trust.verify import TrustPolicy, verify_kit
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.harden.verify import TrustPolicy, verify_kit
 
     policy = TrustPolicy.from_config(load_config(), keys=list(keys_) or None)
     policy.required_attestations = ["provenance"]
@@ -581,7 +585,7 @@ def provenance(ref: str, keys_: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.provenance, indent=2))
         return
-    from .trust.provenance import summarize
+    from mlflow_plugin.trust.provenance import summarize
 
     click.echo(summarize(result.provenance))
 
@@ -595,7 +599,7 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def config_show(as_json: bool) -> None:
     """Print the effective configuration with the source of each value (secrets masked)."""
-    from .config import load_config
+    from mlflow_plugin.config import load_config
 
     rows = load_config().show()
     if as_json:
@@ -611,7 +615,7 @@ def config_show(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(repository: str, as_json: bool) -> None:
     """List the tags of REPOSITORY (registry repo or oci:DIR) with digests and sizes."""
-    rows = ops.list_tags(repository)
+    rows = packaging.list_tags(repository)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

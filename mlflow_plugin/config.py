@@ -44,9 +44,12 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import ModelKitError
+from mlflow_plugin.errors import ModelKitError
+
+if TYPE_CHECKING:
+    from mlflow_plugin.storage.locations import StorageSettings
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 ATTESTATIONS = ("provenance", "scan", "sbom")
@@ -92,6 +95,12 @@ class Config:
 
     def source(self, name: str) -> str:
         return self._sources.get(name, "default")
+
+    def storage_settings(self) -> StorageSettings:
+        """What storage needs of this config: insecure registries and the CA bundle."""
+        from mlflow_plugin.storage.locations import StorageSettings
+
+        return StorageSettings(frozenset(self.insecure_registries), self.ca_bundle)
 
     def show(self, environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
         """``(setting, value, source)`` rows for ``config show``; secrets are masked."""

@@ -12,9 +12,9 @@ from typing import Any
 
 from mlflow_plugin._internal.gojson import dumps
 from mlflow_plugin.kit.mediatypes import KIT_ARTIFACT_TYPE, KIT_CONFIG
-from mlflow_plugin.oci.descriptor import Descriptor
-from mlflow_plugin.oci.layout import LayoutRepository
-from mlflow_plugin.oci.mediatypes import OCI_MANIFEST
+from mlflow_plugin.storage.descriptor import Descriptor
+from mlflow_plugin.storage.layout import LayoutRepository
+from mlflow_plugin.storage.mediatypes import OCI_MANIFEST
 
 PINNED_ENV = {
     "SOURCE_DATE_EPOCH": "315532800",

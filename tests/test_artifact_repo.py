@@ -25,12 +25,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from mlflow_plugin import ops
-from mlflow_plugin.artifact_repo import ModelKitArtifactRepository
+from mlflow_plugin import packaging as ops
+from mlflow_plugin.drafts.draft import ANN_FILES
+from mlflow_plugin.drafts.uri import parse_artifact_uri
 from mlflow_plugin.kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, parse_layer_media_type
-from mlflow_plugin.store import ANN_FILES
-from mlflow_plugin.stores import open_location
-from mlflow_plugin.uri import parse_artifact_uri
+from mlflow_plugin.storage.locations import open_location
+from mlflow_plugin.tracking.artifact_repo import ModelKitArtifactRepository
 
 RUN = "0123456789abcdef0123456789abcdef"
 MODEL = "m-" + "ab" * 16
@@ -55,7 +55,7 @@ class Store:
         return r
 
     def ref(self, tag: str) -> str:
-        """The kit as :mod:`mlflow_plugin.ops` names it."""
+        """The kit as :mod:`mlflow_plugin.packaging` names it."""
         if self.layout is not None:
             return f"oci:{self.layout}:{tag}"
         assert self.registry is not None
@@ -169,7 +169,7 @@ def test_entry_point_builds_our_repository(store: Store) -> None:
 def test_plugin_registers_when_imported_before_mlflow(tmp_path: Path) -> None:
     """Importing the plugin first (a notebook, the CLI) must not leave ``modelkit`` unregistered."""
     code = (
-        "import mlflow_plugin.artifact_repo\n"
+        "import mlflow_plugin.tracking.artifact_repo\n"
         "from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository\n"
         f"print(type(get_artifact_repository('modelkit://{tmp_path}/kits/x')).__name__)\n"
     )

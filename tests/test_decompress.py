@@ -18,7 +18,7 @@ import zstandard
 from _kithelpers import hostile_tar, layout_with_layers, listdir_all, tinfo
 from click.testing import CliRunner
 
-from mlflow_plugin import ops
+from mlflow_plugin import packaging as ops
 from mlflow_plugin.cli import main
 from mlflow_plugin.errors import LimitExceededError, UnsafeArchiveError
 from mlflow_plugin.kit import decompress, unpack
@@ -317,7 +317,7 @@ def test_cli_refuses_with_one_line_and_env_raises_the_limit(
 
 
 def test_scan_reports_a_bomb_layer_as_a_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlflow_plugin.scan.api import scan_kit
+    from mlflow_plugin.scanner.api import scan_kit
 
     monkeypatch.delenv("MLFLOW_MODELKIT_CONFIG", raising=False)
     monkeypatch.setenv("MLFLOW_MODELKIT_SCAN_CACHE", "0")

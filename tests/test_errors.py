@@ -35,12 +35,12 @@ from _registries import RegistryServer, free_port
 from click.testing import CliRunner
 from mlflow.exceptions import MlflowException
 
-from mlflow_plugin import ops
+from mlflow_plugin import packaging as ops
 from mlflow_plugin.cli import main
 from mlflow_plugin.errors import ModelKitError
-from mlflow_plugin.publish import publish_run
+from mlflow_plugin.harden.publish import publish_run
+from mlflow_plugin.harden.verify import verify
 from mlflow_plugin.trust.keys import generate_keypair
-from mlflow_plugin.trust.verify import verify
 
 PASSPHRASE = "correct horse battery staple e41d"
 WRONG_PASSPHRASE = "wrong-passphrase-9c1f7"

@@ -28,16 +28,16 @@ import pytest
 from click.testing import CliRunner
 from mlflow.exceptions import MlflowException
 
-from mlflow_plugin import ops
+from mlflow_plugin import packaging as ops
 from mlflow_plugin._internal.gojson import dumps
-from mlflow_plugin.artifact_repo import ModelKitArtifactRepository
 from mlflow_plugin.cli import main
 from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.harden.publish import publish_run
 from mlflow_plugin.kit.fileindex import ANN_FILES
-from mlflow_plugin.oci.descriptor import Descriptor
-from mlflow_plugin.oci.layout import LayoutRepository
-from mlflow_plugin.oci.mediatypes import OCI_MANIFEST
-from mlflow_plugin.publish import publish_run
+from mlflow_plugin.storage.descriptor import Descriptor
+from mlflow_plugin.storage.layout import LayoutRepository
+from mlflow_plugin.storage.mediatypes import OCI_MANIFEST
+from mlflow_plugin.tracking.artifact_repo import ModelKitArtifactRepository
 from mlflow_plugin.trust import attach, cosign, dsse, keys
 
 PASSPHRASE = b"hostile paths test key 0b5e"
@@ -396,7 +396,7 @@ def test_long_pax_names_download_by_range(tmp_path: Path) -> None:
 def test_lying_index_in_a_registry_draft_is_refused(
     lie: str, registry: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlflow_plugin.oci.registry import RegistryRepository
+    from mlflow_plugin.storage.registry import RegistryRepository
 
     repo_name = f"hostile/{lie}-{uuid.uuid4().hex[:6]}"
     exp = mlflow.create_experiment(

@@ -13,8 +13,8 @@ import pytest
 
 from mlflow_plugin._internal.gojson import dumps
 from mlflow_plugin.errors import DigestMismatchError, ModelKitError, NotFoundError, ReferenceFormatError
-from mlflow_plugin.oci.descriptor import Descriptor
-from mlflow_plugin.oci.layout import LayoutRepository
+from mlflow_plugin.storage.descriptor import Descriptor
+from mlflow_plugin.storage.layout import LayoutRepository
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"

@@ -41,8 +41,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from mlflow_plugin import ops
-from mlflow_plugin.stores import open_location
+from mlflow_plugin import packaging as ops
+from mlflow_plugin.storage.locations import open_location
 
 PIP = ["scikit-learn"]
 

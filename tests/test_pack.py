@@ -26,7 +26,7 @@ from _kithelpers import (
 )
 from click.testing import CliRunner
 
-from mlflow_plugin import ops
+from mlflow_plugin import packaging as ops
 from mlflow_plugin.cli import main
 from mlflow_plugin.errors import KitfileError, ModelKitError
 

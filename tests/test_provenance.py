@@ -22,7 +22,9 @@ pd = pytest.importorskip("pandas")
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import LoggedModelInput  # noqa: E402
 
-from mlflow_plugin import __version__  # noqa: E402
+from mlflow_plugin._version import __version__  # noqa: E402
+from mlflow_plugin.harden import run_facts  # noqa: E402
+from mlflow_plugin.harden.run_facts import collect_run_facts, hash_path  # noqa: E402
 from mlflow_plugin.trust import mlbom, provenance  # noqa: E402
 from mlflow_plugin.trust.mlbom import build_mlbom, validate_mlbom  # noqa: E402
 from mlflow_plugin.trust.provenance import (  # noqa: E402
@@ -31,8 +33,6 @@ from mlflow_plugin.trust.provenance import (  # noqa: E402
     ProvenanceError,
     RunFacts,
     build_statement,
-    collect_run_facts,
-    hash_path,
     redact_text,
     redact_uri,
     redact_value,
@@ -303,11 +303,11 @@ def test_hash_path_uses_stat_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     f = tmp_path / "data.bin"
     f.write_bytes(b"1" * 5000)
     first = hash_path(str(f))
-    real = provenance._file_sha256
-    monkeypatch.setattr(provenance, "_file_sha256", lambda p: pytest.fail("re-read an unchanged file"))
+    real = run_facts._file_sha256
+    monkeypatch.setattr(run_facts, "_file_sha256", lambda p: pytest.fail("re-read an unchanged file"))
     assert hash_path(str(f)) == first
     f.write_bytes(b"2" * 5000)
-    monkeypatch.setattr(provenance, "_file_sha256", real)
+    monkeypatch.setattr(run_facts, "_file_sha256", real)
     assert hash_path(str(f)) == ("file", hashlib.sha256(b"2" * 5000).hexdigest())
 
 

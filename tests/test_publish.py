@@ -43,15 +43,15 @@ from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from mlflow_plugin import ops
+from mlflow_plugin import packaging as ops
 from mlflow_plugin.cli import main
 from mlflow_plugin.errors import ModelKitError, NotFoundError
-from mlflow_plugin.oci.base import referrers_tag
-from mlflow_plugin.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
-from mlflow_plugin.publish import PublishBlocked, PublishResult, publish_run
-from mlflow_plugin.stores import open_location
+from mlflow_plugin.harden.publish import PublishBlocked, PublishResult, publish_run
+from mlflow_plugin.harden.verify import TrustPolicy, verify, verify_kit
+from mlflow_plugin.storage.base import referrers_tag
+from mlflow_plugin.storage.locations import open_location
+from mlflow_plugin.storage.mediatypes import OCI_INDEX, OCI_MANIFEST
 from mlflow_plugin.trust import attach, cosign, oms
-from mlflow_plugin.trust.verify import TrustPolicy, verify, verify_kit
 
 pytestmark = pytest.mark.registry
 
@@ -256,7 +256,7 @@ def failed_checks(result: Any) -> dict[str, str]:
 
 def layer_file(store: str, digest: str, path: str) -> tuple[str, int, int]:
     """``(layer digest, offset, size)`` of ``path`` in the kit ``store@digest``."""
-    from mlflow_plugin.store import DraftKit
+    from mlflow_plugin.drafts.draft import DraftKit
 
     repo, _ = open_location(store)
     f = DraftKit(repo, digest, read_only=True).files()[path]
@@ -752,7 +752,7 @@ def test_secrets_never_printed(
     texts.append(json.dumps(MlflowClient().get_run(logged.run_id).data.tags))
     # errors: a wrong registry password, a wrong passphrase
     monkeypatch.setenv("MLFLOW_MODELKIT_REGISTRY_PASSWORD", "wrong-" + auth_registry.password)
-    from mlflow_plugin.oci import registry as registry_module
+    from mlflow_plugin.storage import registry as registry_module
 
     with contextlib.suppress(AttributeError):
         registry_module.reset_connections()

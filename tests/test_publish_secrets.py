@@ -29,12 +29,12 @@ from _registries import RegistryServer
 from mlflow import MlflowClient
 from test_publish import Keys, cli, log_run, tag_exists
 
-from mlflow_plugin import publish as publish_module
 from mlflow_plugin.config import DEFAULT_REDACT_PARAMS, load_config
-from mlflow_plugin.publish import PublishBlocked, PublishResult, publish_run
-from mlflow_plugin.scan.api import _new_context
-from mlflow_plugin.scan.secrets import scan_document
-from mlflow_plugin.stores import open_location
+from mlflow_plugin.harden import publish as publish_module
+from mlflow_plugin.harden.publish import PublishBlocked, PublishResult, publish_run
+from mlflow_plugin.scanner.api import _new_context
+from mlflow_plugin.scanner.secrets import scan_document
+from mlflow_plugin.storage.locations import open_location
 from mlflow_plugin.trust import attach, redact
 from mlflow_plugin.trust.redact import REDACTED
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlflow_plugin.errors import ReferenceFormatError
-from mlflow_plugin.oci.reference import (
+from mlflow_plugin.storage.reference import (
     LayoutLocation,
     Reference,
     RegistryLocation,

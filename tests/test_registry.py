@@ -23,10 +23,10 @@ import pytest
 import requests
 from _registries import RegistryServer, free_port
 
-import mlflow_plugin.oci.registry as registry_mod
+import mlflow_plugin.storage.registry as registry_mod
 from mlflow_plugin._internal.gojson import Ordered, dumps
 from mlflow_plugin.errors import AuthError, DigestMismatchError, ModelKitError, NotFoundError, RegistryError
-from mlflow_plugin.oci.auth import (
+from mlflow_plugin.storage.auth import (
     ENV_PASSWORD,
     ENV_USERNAME,
     Credentials,
@@ -34,9 +34,9 @@ from mlflow_plugin.oci.auth import (
     parse_challenges,
     resolve_credentials,
 )
-from mlflow_plugin.oci.base import referrers_tag
-from mlflow_plugin.oci.descriptor import Descriptor
-from mlflow_plugin.oci.mediatypes import (
+from mlflow_plugin.storage.base import referrers_tag
+from mlflow_plugin.storage.descriptor import Descriptor
+from mlflow_plugin.storage.mediatypes import (
     ACCEPT_MANIFESTS,
     EMPTY_JSON,
     KIT_CONFIG,
@@ -44,7 +44,7 @@ from mlflow_plugin.oci.mediatypes import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
-from mlflow_plugin.oci.registry import RegistryRepository, is_loopback, reset_connections
+from mlflow_plugin.storage.registry import RegistryRepository, is_loopback, reset_connections
 
 pytestmark = pytest.mark.registry
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlflow_plugin import ops
+from mlflow_plugin import packaging as ops
 from mlflow_plugin.cli import main
 from mlflow_plugin.errors import NotFoundError
-from mlflow_plugin.scan.api import scan_kit
+from mlflow_plugin.scanner.api import scan_kit
 
 # GLOBAL os.system, then a harmless argument, TUPLE1, REDUCE, STOP (protocol 2 header)
 EVIL = b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueq\x00\x85q\x01Rq\x02."

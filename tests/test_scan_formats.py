@@ -21,14 +21,14 @@ import zlib
 
 import pytest
 
-from mlflow_plugin.scan import containers
-from mlflow_plugin.scan.api import _new_context, scan_directory, scan_file
-from mlflow_plugin.scan.context import Limits
-from mlflow_plugin.scan.keras_scan import check_keras_config, scan_hdf5
-from mlflow_plugin.scan.protobuf_scan import _ld, _vi, scan_protobuf
-from mlflow_plugin.scan.report import ScanReport, Severity
-from mlflow_plugin.scan.secrets import scan_json, scan_params, scan_text
-from mlflow_plugin.scan.tensor_formats import scan_gguf, scan_safetensors
+from mlflow_plugin.scanner import containers
+from mlflow_plugin.scanner.api import _new_context, scan_directory, scan_file
+from mlflow_plugin.scanner.context import Limits
+from mlflow_plugin.scanner.keras_scan import check_keras_config, scan_hdf5
+from mlflow_plugin.scanner.protobuf_scan import _ld, _vi, scan_protobuf
+from mlflow_plugin.scanner.report import ScanReport, Severity
+from mlflow_plugin.scanner.secrets import scan_json, scan_params, scan_text
+from mlflow_plugin.scanner.tensor_formats import scan_gguf, scan_safetensors
 
 # --------------------------------------------------------------------------- helpers
 

@@ -17,13 +17,13 @@ import zlib
 
 import pytest
 
-from mlflow_plugin.scan import api
-from mlflow_plugin.scan.allowlist import canonical_module, judge
-from mlflow_plugin.scan.context import Limits, Policy, ScanContext
-from mlflow_plugin.scan.numpy_scan import scan_npy
-from mlflow_plugin.scan.pickle_scan import TORCH_MAGIC, scan_joblib_zf, scan_pickle
-from mlflow_plugin.scan.pickle_vm import PickleVM, Reader
-from mlflow_plugin.scan.report import ScanReport, Severity
+from mlflow_plugin.scanner import api
+from mlflow_plugin.scanner.allowlist import canonical_module, judge
+from mlflow_plugin.scanner.context import Limits, Policy, ScanContext
+from mlflow_plugin.scanner.numpy_scan import scan_npy
+from mlflow_plugin.scanner.pickle_scan import TORCH_MAGIC, scan_joblib_zf, scan_pickle
+from mlflow_plugin.scanner.pickle_vm import PickleVM, Reader
+from mlflow_plugin.scanner.report import ScanReport, Severity
 
 # ---------------------------------------------------------------------------------------------
 # opcode builders
@@ -1178,7 +1178,7 @@ def test_submodules_of_denied_modules():
     ],
 )
 def test_sniff(head, expected):
-    from mlflow_plugin.scan.pickle_vm import sniff
+    from mlflow_plugin.scanner.pickle_vm import sniff
 
     assert sniff(head) is expected
 
@@ -1191,10 +1191,10 @@ def test_picklescan_style_invalid_utf8_name_is_not_an_import():
 @pytest.mark.parametrize(
     "name",
     [
-        "mlflow_plugin.scan.allowlist",
-        "mlflow_plugin.scan.pickle_vm",
-        "mlflow_plugin.scan.pickle_scan",
-        "mlflow_plugin.scan.numpy_scan",
+        "mlflow_plugin.scanner.allowlist",
+        "mlflow_plugin.scanner.pickle_vm",
+        "mlflow_plugin.scanner.pickle_scan",
+        "mlflow_plugin.scanner.numpy_scan",
     ],
 )
 def test_docstring_examples(name):

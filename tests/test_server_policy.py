@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from mlflow.exceptions import MlflowException
 
-from mlflow_plugin.artifact_repo import ModelKitArtifactRepository
-from mlflow_plugin.server_policy import NotAllowedError, check_allowed
-from mlflow_plugin.uri import parse_artifact_uri
+from mlflow_plugin.drafts.uri import parse_artifact_uri
+from mlflow_plugin.tracking.artifact_repo import ModelKitArtifactRepository
+from mlflow_plugin.tracking.server_policy import NotAllowedError, check_allowed
 
 RUN = "0123456789abcdef0123456789abcdef"
 SERVER = {"_MLFLOW_SERVER_ARTIFACT_DESTINATION": "modelkit://127.0.0.1:5000/ml"}

@@ -16,10 +16,10 @@ import requests
 from _registries import RegistryServer, registry_binary
 from click.testing import CliRunner
 
-from mlflow_plugin import ops
+from mlflow_plugin import packaging as ops
 from mlflow_plugin.cli import main
 from mlflow_plugin.errors import DigestMismatchError, ModelKitError
-from mlflow_plugin.oci.registry import RegistryRepository
+from mlflow_plugin.storage.registry import RegistryRepository
 
 KITFILE = """manifestVersion: 1.0.0
 package: {name: fraud, version: 1.0}

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from mlflow_plugin.errors import ModelKitError
-from mlflow_plugin.oci.base import merge_referrers_index, referrer_descriptor, referrers_tag
+from mlflow_plugin.storage.base import merge_referrers_index, referrer_descriptor, referrers_tag
 from mlflow_plugin.trust import cosign, dsse, keys, oms
 from mlflow_plugin.trust.dsse import VerificationError
 

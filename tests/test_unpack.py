@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _kithelpers import hostile_tar, layout_with_layers, listdir_all, make_tree, pin_env, read_kit, tinfo
 
-from mlflow_plugin import ops
+from mlflow_plugin import packaging as ops
 from mlflow_plugin.errors import DigestMismatchError, ExistsError, ModelKitError, UnsafeArchiveError
 from mlflow_plugin.kit.kitfile import Kitfile
 from mlflow_plugin.kit.unpack import Staging, extract_layer, safe_member_path
@@ -363,7 +363,7 @@ def test_config_and_manifest_consistency_checks(tmp_path: Path) -> None:
 
 def test_not_a_modelkit(tmp_path: Path) -> None:
     from mlflow_plugin._internal.gojson import dumps
-    from mlflow_plugin.oci.layout import LayoutRepository
+    from mlflow_plugin.storage.layout import LayoutRepository
 
     repo = LayoutRepository(str(tmp_path / "l"), create=True)
     c = repo.push_bytes(b"{}", "application/vnd.oci.image.config.v1+json")
@@ -441,7 +441,7 @@ def test_legacy_config_without_digests_maps_layers_by_order(tmp_path: Path) -> N
     import json
 
     from mlflow_plugin._internal.gojson import dumps
-    from mlflow_plugin.oci.layout import LayoutRepository
+    from mlflow_plugin.storage.layout import LayoutRepository
 
     repo = LayoutRepository(str(tmp_path / "l"), create=True)
     blobs = [

@@ -33,14 +33,14 @@ import requests
 from _registries import RegistryServer, registry_binary
 from test_publish import ENV_VARS, PASSPHRASE, Keys, cli, failed_checks, log_run
 
-from mlflow_plugin.oci.base import referrers_tag
-from mlflow_plugin.oci.mediatypes import EMPTY_JSON, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST
-from mlflow_plugin.oci.registry import RegistryRepository
-from mlflow_plugin.publish import PublishResult, publish_run
+from mlflow_plugin.harden.publish import PublishResult, publish_run
+from mlflow_plugin.harden.verify import TrustPolicy, VerifyResult, verify_kit
+from mlflow_plugin.storage.base import referrers_tag
+from mlflow_plugin.storage.mediatypes import EMPTY_JSON, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST
+from mlflow_plugin.storage.registry import RegistryRepository
 from mlflow_plugin.trust import attach, cosign, dsse
 from mlflow_plugin.trust.attach import MAX_REFERRERS
 from mlflow_plugin.trust.keys import load_private_key
-from mlflow_plugin.trust.verify import TrustPolicy, VerifyResult, verify_kit
 
 pytestmark = pytest.mark.registry
 

@@ -40,8 +40,8 @@ import threading
 import zlib
 from typing import Any
 
-from ..errors import LimitExceededError, ModelKitError, UnsafeArchiveError
-from .limits import DEFAULT_LIMITS, UnpackLimits
+from mlflow_plugin.errors import LimitExceededError, ModelKitError, UnsafeArchiveError
+from mlflow_plugin.kit.limits import DEFAULT_LIMITS, UnpackLimits
 
 OUT_CHUNK = 1 << 20  # decompressed bytes produced per step
 IN_CHUNK = 1 << 16  # compressed bytes read per step (small: zlib copies its unconsumed tail)

@@ -26,8 +26,8 @@ import tarfile
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import UnsafeArchiveError
-from .safepath import clean_path
+from mlflow_plugin.errors import UnsafeArchiveError
+from mlflow_plugin.kit.safepath import clean_path
 
 ANN_FILES = "dev.mlflow-modelkit.files"
 MAX_INDEX_BYTES = 64 << 20
@@ -182,7 +182,7 @@ def check_index_matches(index: list[list[Any]], tar_files: dict[str, tuple[int, 
 
 def layer_path(desc: dict[str, Any]) -> str:
     """A layer's ``org.cncf.model.filepath`` annotation under the safe-path rule (``.`` = the root)."""
-    from .mediatypes import ANN_FILEPATH
+    from mlflow_plugin.kit.mediatypes import ANN_FILEPATH
 
     raw = (desc.get("annotations") or {}).get(ANN_FILEPATH, ".")
     if raw in (".", "./"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 
-from ..errors import KitfileError
+from mlflow_plugin.errors import KitfileError
 
 DEFAULT_IGNORES = ("Kitfile", "kitfile", ".kitfile", ".kitignore")
 

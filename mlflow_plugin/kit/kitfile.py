@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .._internal.gojson import Ordered, dumps
-from ..errors import KitfileError
-from . import yamlv3
+from mlflow_plugin._internal.gojson import Ordered, dumps
+from mlflow_plugin.errors import KitfileError
+from mlflow_plugin.kit import yamlv3
 
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
 IGNORE_FILE = ".kitignore"
@@ -360,7 +360,7 @@ def is_modelkit_reference(s: str) -> bool:
     """True if ``s`` contains ``:`` or ``@`` and parses as an OCI reference (kit's rule)."""
     if ":" not in s and "@" not in s:
         return False
-    from ..oci.reference import Reference  # local import: kit stays independent of oci
+    from mlflow_plugin.storage.reference import Reference  # local import: kit stays independent of oci
 
     try:
         Reference.parse(s)

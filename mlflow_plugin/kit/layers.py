@@ -28,11 +28,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import KitfileError, ModelKitError
-from . import tarwriter
-from .ignore import IgnoreMatcher, read_ignore_file
-from .kitfile import IGNORE_FILE, Kitfile, LayerInfo, is_modelkit_reference
-from .mediatypes import ANN_FILEPATH, ANN_LAYER_SUBTYPE, layer_media_type
+from mlflow_plugin.errors import KitfileError, ModelKitError
+from mlflow_plugin.kit import tarwriter
+from mlflow_plugin.kit.ignore import IgnoreMatcher, read_ignore_file
+from mlflow_plugin.kit.kitfile import IGNORE_FILE, Kitfile, LayerInfo, is_modelkit_reference
+from mlflow_plugin.kit.mediatypes import ANN_FILEPATH, ANN_LAYER_SUBTYPE, layer_media_type
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -222,7 +222,7 @@ class LayerStream:
     def __iter__(self) -> Iterator[bytes]:
         import hashlib
 
-        from .._internal.hashing import HashWorker
+        from mlflow_plugin._internal.hashing import HashWorker
 
         worker = HashWorker()  # per-file SHA-256 on another core, overlapping the tar consumer
         hashers: list[tuple[FileRecord, Any]] = []

@@ -13,11 +13,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from .._internal.gojson import Ordered, dumps
-from ..errors import ModelKitError
-from ..oci.descriptor import Descriptor
-from ..oci.mediatypes import OCI_MANIFEST
-from .mediatypes import ANN_CLI_VERSION, ANN_CREATED, KIT_ARTIFACT_TYPE
+from mlflow_plugin._internal.gojson import Ordered, dumps
+from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.kit.mediatypes import ANN_CLI_VERSION, ANN_CREATED, KIT_ARTIFACT_TYPE
+from mlflow_plugin.storage.descriptor import Descriptor
+from mlflow_plugin.storage.mediatypes import OCI_MANIFEST
 
 
 def default_cli_version() -> str:
@@ -25,7 +25,7 @@ def default_cli_version() -> str:
     v = os.environ.get("MODELKIT_CLI_VERSION")
     if v:
         return v
-    from .. import __version__
+    from mlflow_plugin._version import __version__
 
     return f"mlflow-modelkit-{__version__}"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ModelKitError
+from mlflow_plugin.errors import ModelKitError
 
 KIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
 KIT_ARTIFACT_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..errors import UnsafeArchiveError
+from mlflow_plugin.errors import UnsafeArchiveError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -20,12 +20,12 @@ import tarfile
 import tempfile
 from typing import IO, Any
 
-from ..errors import ExistsError, LimitExceededError, ModelKitError, UnsafeArchiveError
-from .decompress import Budget, DecompressingReader
-from .fileindex import check_index_matches
-from .limits import DEFAULT_LIMITS, UnpackLimits
-from .mediatypes import parse_layer_media_type
-from .safepath import clean_path, inside
+from mlflow_plugin.errors import ExistsError, LimitExceededError, ModelKitError, UnsafeArchiveError
+from mlflow_plugin.kit.decompress import Budget, DecompressingReader
+from mlflow_plugin.kit.fileindex import check_index_matches
+from mlflow_plugin.kit.limits import DEFAULT_LIMITS, UnpackLimits
+from mlflow_plugin.kit.mediatypes import parse_layer_media_type
+from mlflow_plugin.kit.safepath import clean_path, inside
 
 CHUNK = 1 << 20
 # Writes of 128 KiB: on this kind of VM, 1 MiB writes cost 5-8x more kernel time (dirty-page

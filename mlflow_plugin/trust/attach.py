@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ModelKitError
-from ..oci.base import Repository
-from ..oci.descriptor import Descriptor, check_digest
-from ..oci.mediatypes import EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
-from .dsse import BUNDLE_MEDIA_TYPE
+from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.storage.base import Repository
+from mlflow_plugin.storage.descriptor import Descriptor, check_digest
+from mlflow_plugin.storage.mediatypes import EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
+from mlflow_plugin.trust.dsse import BUNDLE_MEDIA_TYPE
 
 PRED_SIGN = "https://sigstore.dev/cosign/sign/v1"
 PRED_PROVENANCE = "https://slsa.dev/provenance/v1"
@@ -79,7 +79,7 @@ def attach_bundle(
     repo: Repository, subject: Descriptor, bundle: bytes, predicate_type: str, created: str | None = None
 ) -> str:
     """Upload ``bundle`` as a referrer of ``subject``; returns the referrer manifest digest."""
-    from .cosign import bundle_referrer_manifest
+    from mlflow_plugin.trust.cosign import bundle_referrer_manifest
 
     repo.push_bytes(EMPTY_JSON, OCI_EMPTY)  # the {} config blob must exist (distribution checks)
     repo.push_bytes(bundle, BUNDLE_MEDIA_TYPE)

@@ -20,12 +20,12 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .._internal.gojson import Ordered, dumps
-from ..errors import ModelKitError
-from ..oci.descriptor import check_digest, sha256_digest
-from ..oci.mediatypes import EMPTY_DIGEST, EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
-from . import dsse
-from .dsse import VerificationError
+from mlflow_plugin._internal.gojson import Ordered, dumps
+from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.storage.descriptor import check_digest, sha256_digest
+from mlflow_plugin.storage.mediatypes import EMPTY_DIGEST, EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
+from mlflow_plugin.trust import dsse
+from mlflow_plugin.trust.dsse import VerificationError
 
 SIMPLE_SIGNING_TYPE = "cosign container image signature"
 SIMPLE_SIGNING_LAYER = "application/vnd.dev.cosign.simplesigning.v1+json"

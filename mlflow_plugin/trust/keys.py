@@ -23,7 +23,7 @@ import sys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..errors import ModelKitError
+from mlflow_plugin.errors import ModelKitError
 
 PASSWORD_ENV = "MLFLOW_MODELKIT_KEY_PASSWORD"
 PRIVATE_KEY_NAME = "cosign.key"

@@ -52,8 +52,8 @@ from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
 from packageurl import PackageURL
 
-from .. import __version__
-from .provenance import ProvenanceError, RunFacts, redact_text, redact_uri, redact_value
+from mlflow_plugin._version import __version__
+from mlflow_plugin.trust.provenance import ProvenanceError, RunFacts, redact_text, redact_uri, redact_value
 
 NS = "mlflow-modelkit"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

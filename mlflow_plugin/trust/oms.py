@@ -20,9 +20,9 @@ from collections.abc import Iterable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..errors import ModelKitError
-from . import dsse
-from .dsse import VerificationError
+from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.trust import dsse
+from mlflow_plugin.trust.dsse import VerificationError
 
 OMS_PREDICATE = "https://model_signing/signature/v1.0"
 SIGNATURE_NAME = "model.sig"

@@ -8,7 +8,7 @@ package description), the SLSA provenance (``externalParameters.hyperparameters`
 Names are matched case-insensitively against shell-style globs (``[publish] redact_params`` /
 ``MLFLOW_MODELKIT_REDACT_PARAMS``; the defaults are :data:`mlflow_plugin.config.DEFAULT_REDACT_PARAMS`).
 A value is *not* redacted because of what it looks like: a secret under an innocent name blocks
-publishing instead (see :func:`mlflow_plugin.scan.secrets.scan_document`), so the leak gets fixed
+publishing instead (see :func:`mlflow_plugin.scanner.secrets.scan_document`), so the leak gets fixed
 rather than hidden.
 
 >>> redact_params({"aws_secret": "x" * 40, "Db_Password": "hunter2", "lr": "0.1"}, ["*secret*", "*password*"])

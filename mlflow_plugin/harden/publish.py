@@ -1,0 +1,719 @@
+"""Publish an MLflow run as a hardened ModelKit: compose, scan, attest, sign, tag, record.
+
+>>> from mlflow_plugin import publish_run                                          # doctest: +SKIP
+>>> r = publish_run("3f2a…", tag="v1", key="keys/cosign.key",
+...                 progress=lambda stage, done, total: print(stage, done, total))
+>>> r.reference, r.digest, r.scan.max_severity                                      # doctest: +SKIP
+('localhost:5000/team/fraud:v1', 'sha256:…', None)
+
+Steps (each reported to ``progress(stage, done, total)``):
+
+1. **compose** — the kit's manifest points at blobs the run's drafts already hold (the run's
+   artifacts and its MLflow 3 logged model): nothing is re-uploaded. A final Kitfile config is
+   built from the run (package name/version/authors/description/license, model framework from
+   the MLmodel flavors, datasets, code, docs), and so are the provenance statement and the ML-BOM,
+   all in memory. Params and tags named like secrets (``[publish] redact_params``) keep their name
+   and get the value ``[redacted]`` in all three (:mod:`mlflow_plugin.trust.redact`).
+2. **scan** — first the metadata the kit will carry (the Kitfile config, the provenance, the
+   ML-BOM, the run's params and tags): a secret there is at least ``high`` and blocks publishing
+   *before anything is stored*, with a finding that names the param, tag or field (never the
+   value) and says how to redact it. Then the config and the manifest are stored *by digest* and
+   exactly the kit's bytes are scanned, streamed and verified; the admin's threshold blocks
+   publishing with the report.
+3. **attest** — SLSA provenance from the run, the scan report, a CycloneDX ML-BOM and an
+   OpenSSF model_signing bundle, each a signed Sigstore bundle attached as an OCI referrer.
+4. **sign** — a cosign-style signature over the manifest digest (referrer bundle) and a legacy
+   ``sha256-<hex>.sig`` simple-signing signature.
+5. **tag** — only now does the tag move: a failure earlier leaves no tag on an unsigned kit.
+6. **record** — run tags ``modelkit.ref``, ``modelkit.digest``, ``modelkit.signed``,
+   ``modelkit.scan``; optionally a registered model version whose source is the pinned kit.
+
+Publishing the same run again with the same key is idempotent: the composed manifest is
+deterministic (its ``created`` is the run's end time) and existing valid signatures are reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mlflow_plugin._version import __version__
+from mlflow_plugin.drafts.draft import DraftKit
+from mlflow_plugin.drafts.uri import ArtifactLocation, parse_artifact_uri
+from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.kit.fileindex import ANN_FILES, layer_path, parse_file_index
+from mlflow_plugin.kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPart, Package
+from mlflow_plugin.kit.limits import UnpackLimits
+from mlflow_plugin.kit.manifest import build_manifest
+from mlflow_plugin.kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, layer_media_type, parse_layer_media_type
+from mlflow_plugin.storage.base import Repository
+from mlflow_plugin.storage.descriptor import Descriptor, sha256_digest
+from mlflow_plugin.storage.layout import LayoutRepository
+from mlflow_plugin.storage.locations import StorageSettings
+from mlflow_plugin.storage.mediatypes import OCI_MANIFEST
+from mlflow_plugin.storage.reference import check_tag
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+STAGES = ("compose", "scan", "attest", "sign", "tag", "record")
+FLAVOR_FRAMEWORK = {
+    "sklearn": "scikit-learn",
+    "pytorch": "pytorch",
+    "tensorflow": "tensorflow",
+    "keras": "keras",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "catboost": "catboost",
+    "onnx": "onnx",
+    "transformers": "transformers",
+    "statsmodels": "statsmodels",
+    "prophet": "prophet",
+    "spark": "spark",
+    "h2o": "h2o",
+    "paddle": "paddle",
+    "spacy": "spacy",
+}
+
+
+class PublishBlocked(ModelKitError):
+    """The scan found something at or above the policy threshold; nothing was tagged or signed."""
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class PublishResult:
+    """What :func:`publish_run` produced."""
+
+    reference: str
+    digest: str
+    tag: str
+    store: str
+    scan: Any
+    attachments: dict[str, str] = field(default_factory=dict)
+    reused_signatures: bool = False
+    model_version: str | None = None
+    provenance: dict[str, Any] | None = None
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.store}@{self.digest}"
+
+    @property
+    def model_uri(self) -> str:
+        """``modelkit://…@sha256:…``: loadable with ``mlflow.pyfunc.load_model``."""
+        s = self.store
+        if s.startswith("oci:"):
+            return f"modelkit://{s[4:]}@{self.digest}"
+        return f"modelkit://{s}@{self.digest}"
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _store_ref(loc: ArtifactLocation) -> str:
+    return f"oci:{loc.layout}" if loc.layout else f"{loc.registry}/{loc.repository}"
+
+
+def _open(store: str, settings: StorageSettings) -> Repository:
+    from mlflow_plugin.storage.locations import open_location
+
+    repo, _ = open_location(store, create=store.startswith("oci:"), settings=settings)
+    return repo
+
+
+def _rfc3339(ms: int | None) -> str:
+    dt = datetime.fromtimestamp((ms or 0) / 1000, tz=UTC) if ms else datetime.now(tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sanitize(name: str) -> str:
+    s = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.")
+    return s or "model"
+
+
+@dataclass
+class _Source:
+    repo: Repository
+    store: str
+    kit: DraftKit
+    manifest: dict[str, Any]
+
+
+def resolve_artifact_uri(uri: str, destination: str | None) -> str:
+    """A run's or model's artifact URI as a ``modelkit://`` URI.
+
+    Proxied runs (``mlflow server --artifacts-destination modelkit://HOST/ml``) report
+    ``mlflow-artifacts:/<exp>/<run>/artifacts``; the destination (admin config
+    ``publish.artifacts_destination`` / ``MLFLOW_MODELKIT_ARTIFACTS_DESTINATION``) maps them back.
+
+    >>> resolve_artifact_uri("mlflow-artifacts:/3/" + "a" * 32 + "/artifacts", "modelkit://h:5000/ml")[:30]
+    'modelkit://h:5000/ml/3/aaaaaaa'
+    """
+    if uri.startswith("modelkit:"):
+        return uri
+    if uri.startswith("mlflow-artifacts:"):
+        if not destination:
+            raise ModelKitError(
+                f"{uri} is proxied by the tracking server: set publish.artifacts_destination (or "
+                "MLFLOW_MODELKIT_ARTIFACTS_DESTINATION) to the server's --artifacts-destination URI"
+            )
+        path = uri.split(":", 1)[1]
+        if path.startswith("//"):  # mlflow-artifacts://host:port/path
+            path = "/" + path[2:].split("/", 1)[1] if "/" in path[2:] else "/"
+        return destination.rstrip("/") + "/" + path.lstrip("/")
+    raise ModelKitError(
+        f"artifacts at {uri.split(':')[0]}:… are not in a modelkit:// store: create the experiment with "
+        "artifact_location='modelkit://…'"
+    )
+
+
+def _draft(uri: str, reference: str, settings: StorageSettings) -> _Source | None:
+    loc = parse_artifact_uri(uri)
+    store = _store_ref(loc)
+    repo = _open(store, settings)
+    kit = DraftKit(repo, reference)
+    m, _ = kit.manifest(refresh=True)
+    if m is None:
+        return None
+    return _Source(repo, store, kit, m)
+
+
+def _read_small(src: _Source, path: str) -> bytes | None:
+    f = src.kit.files().get(path)
+    if f is None or f.size > (1 << 20):
+        return None
+    data = src.repo.read_range(f.layer.digest, f.offset, f.size)
+    import hashlib
+
+    return data if hashlib.sha256(data).hexdigest() == f.sha256 else None
+
+
+def _framework(mlmodel: bytes | None) -> tuple[str, str]:
+    """(framework, format) from an MLmodel file's flavors (YAML)."""
+    if not mlmodel:
+        return "", ""
+    from ruamel.yaml import YAML
+
+    try:
+        doc = YAML(typ="safe").load(mlmodel.decode("utf-8"))
+    except Exception:
+        return "", ""
+    flavors = [f for f in (doc.get("flavors") or {}) if f != "python_function"]
+    if not flavors:
+        return "", ""
+    fl = flavors[0]
+    fmt = ""
+    detail = (doc.get("flavors") or {}).get(fl) or {}
+    if isinstance(detail, dict):
+        fmt = str(detail.get("serialization_format") or detail.get("pickled_model", "") or "")
+        if fmt.endswith(".skops") or detail.get("serialization_format") == "skops":
+            fmt = "skops"
+    return FLAVOR_FRAMEWORK.get(fl, fl), fmt
+
+
+def publish_run(
+    run_id: str,
+    tag: str,
+    key: str | None = None,
+    password: bytes | None = None,
+    repository: str | None = None,
+    model: str | None = None,
+    register_as: str | None = None,
+    tracking_uri: str | None = None,
+    config: Any = None,
+    progress: Progress | None = None,
+) -> PublishResult:
+    """Turn ``run_id`` into a hardened, signed, scanned kit tagged ``tag``; see the module docstring."""
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.scanner.api import scan_kit
+    from mlflow_plugin.scanner.context import Policy
+    from mlflow_plugin.scanner.report import Severity
+    from mlflow_plugin.trust import attach, cosign, dsse, keys, oms
+
+    cfg = config or load_config()
+    progress = progress or _noop
+    check_tag(tag)
+    key_path = key or cfg.signing_key
+    if not key_path:
+        raise ModelKitError(
+            "no signing key: pass --key PATH or set signing.key / MLFLOW_MODELKIT_SIGNING_KEY"
+        )
+    private = keys.load_private_key(
+        key_path, password if password is not None else keys.passphrase_from_env()
+    )
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = _get_run(client, run_id, tracking_uri)
+    run_uri = resolve_artifact_uri(run.info.artifact_uri, cfg.artifacts_destination)
+
+    # ---- 1. compose -----------------------------------------------------------------------------
+    progress("compose", 0, 1)
+    settings = cfg.storage_settings()
+    run_src = _draft(run_uri, f"run-{run_id}", settings)
+    model_src, model_name = _pick_model(client, run, model, cfg.artifacts_destination, settings)
+    if run_src is None and model_src is None:
+        raise ModelKitError(f"run {run_id} has no artifacts and no logged model: nothing to publish")
+    target_store = repository or (run_src or model_src).store  # type: ignore[union-attr]
+    target = _open(target_store, settings)
+    blobs, layers, kitfile, files = _compose(run, model_src, model_name, run_src, tag, cfg.redact_params)
+    config_bytes = kitfile.to_json()
+    cdesc = Descriptor.for_bytes(KIT_CONFIG, config_bytes)
+    created = _rfc3339(run.info.end_time or run.info.start_time)
+    manifest = build_manifest(
+        cdesc,
+        layers,
+        created=created,
+        cli_version=f"mlflow-modelkit-{__version__}",
+        extra_annotations={"dev.mlflow-modelkit.run-id": run_id},
+    )
+    digest = sha256_digest(manifest)
+    subject = Descriptor(OCI_MANIFEST, digest, len(manifest))
+    facts = _run_facts(client, run_id, files, cfg.redact_params)
+    statement = _provenance(facts, target_store, tag, digest)
+    bom = _mlbom(facts, target_store, digest, files)
+    progress("compose", 1, 1)
+
+    # ---- 2. scan --------------------------------------------------------------------------------
+    progress("scan", 0, 1)
+    threshold = Severity.parse(cfg.scan_fail_on)
+    # the metadata first: nothing of it is stored until it is clean
+    meta = _scan_metadata(
+        run, cfg.redact_params, {"kitfile": json.loads(config_bytes), "provenance": statement, "mlbom": bom}
+    )
+    if meta.failed(threshold):
+        _blocked(client, run_id, meta, threshold, "secrets in the metadata the kit would carry")
+    for src, d in blobs:
+        _ensure_blob(target, src, d)
+    target.push_bytes(config_bytes, KIT_CONFIG)
+    stored = target.put_manifest(manifest, OCI_MANIFEST, tag=None)  # no tag until signed
+    if stored != digest:
+        raise ModelKitError(f"{target_store} stored the manifest as {stored}, expected {digest}")
+    policy = Policy(allow_globals=frozenset(cfg.allow_globals), allow_modules=frozenset(cfg.allow_modules))
+    report = scan_kit(
+        f"{target_store}@{digest}",
+        policy=policy,
+        unpack_limits=UnpackLimits.from_config(cfg),
+        settings=settings,
+    )
+    for finding in meta.findings:  # below the threshold, but part of the signed report
+        report.add(finding)
+    progress("scan", 1, 1)
+    if report.failed(threshold):
+        _blocked(client, run_id, report, threshold, "the scan")
+
+    # ---- 3./4. attest and sign ------------------------------------------------------------------
+    reused = _already_signed(target, digest, private.public_key())
+    attachments: dict[str, str] = {}
+    provenance = None
+    if not reused:
+        progress("attest", 0, 4)
+        provenance = statement
+        attachments["provenance"] = attach.attach_bundle(
+            target, subject, dsse.sign_bundle(provenance, private, hint="cosign"), attach.PRED_PROVENANCE
+        )
+        progress("attest", 1, 4)
+        scan_stmt = dsse.statement(
+            [{"name": target_store, "digest": {"sha256": digest.split(":", 1)[1]}}],
+            attach.PRED_SCAN,
+            report.to_json(),
+        )
+        attachments["scan"] = attach.attach_bundle(
+            target, subject, dsse.sign_bundle(scan_stmt, private, hint="cosign"), attach.PRED_SCAN
+        )
+        progress("attest", 2, 4)
+        if bom is not None:
+            bom_stmt = dsse.statement(
+                [{"name": target_store, "digest": {"sha256": digest.split(":", 1)[1]}}], attach.PRED_SBOM, bom
+            )
+            attachments["sbom"] = attach.attach_bundle(
+                target, subject, dsse.sign_bundle(bom_stmt, private, hint="cosign"), attach.PRED_SBOM
+            )
+        progress("attest", 3, 4)
+        # unpack writes the Kitfile and model.sig next to the files: model_signing must ignore both
+        ignore = ["Kitfile"]
+        oms_files = oms.signable_files([(p, sha) for p, _size, sha in files], ignore)
+        oms_bundle = oms.sign_oms(
+            oms_files, private, model_name=_sanitize(model_name or tag), ignore_paths=ignore
+        )
+        attachments["model_signing"] = attach.attach_bundle(target, subject, oms_bundle, attach.PRED_OMS)
+        progress("attest", 4, 4)
+        progress("sign", 0, 2)
+        attachments["signature"] = attach.attach_bundle(
+            target,
+            subject,
+            dsse.sign_bundle(cosign.cosign_sign_statement(digest), private, hint="cosign"),
+            attach.PRED_SIGN,
+        )
+        progress("sign", 1, 2)
+        _legacy_signature(target, target_store, digest, private)
+        progress("sign", 2, 2)
+
+    # ---- 5. tag ---------------------------------------------------------------------------------
+    progress("tag", 0, 1)
+    target.tag(digest, tag)
+    progress("tag", 1, 1)
+
+    # ---- 6. record ------------------------------------------------------------------------------
+    progress("record", 0, 1)
+    ref = f"{target_store}:{tag}"
+    verdict = "clean" if not report.findings else f"{report.max_severity} ({len(report.findings)} findings)"
+    for k, v in (
+        ("modelkit.ref", ref),
+        ("modelkit.digest", digest),
+        ("modelkit.signed", "true"),
+        ("modelkit.scan", verdict),
+    ):
+        client.set_tag(run_id, k, v)
+    result = PublishResult(ref, digest, tag, target_store, report, attachments, reused, provenance=provenance)
+    name = register_as or (cfg.register_model and _sanitize(model_name or tag)) or None
+    if name:
+        result.model_version = _register(client, name, result.model_uri, run_id)
+    progress("record", 1, 1)
+    return result
+
+
+def _shown_uri(text: str) -> str:
+    """``text`` without credentials in URLs (``https://user:pw@host`` → ``https://***@host``)."""
+    return re.sub(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@", r"\1***@", text)
+
+
+def _get_run(client: Any, run_id: str, tracking_uri: str | None) -> Any:
+    """The MLflow run, or one line naming the run and the tracking store (never MLflow's traceback)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as e:
+        import mlflow
+
+        where = _shown_uri(tracking_uri or mlflow.get_tracking_uri())
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ModelKitError(
+                f"run {run_id!r} not found in the tracking store {where}: check the run id, or set "
+                "MLFLOW_TRACKING_URI to the tracking server the run was logged to"
+            ) from None
+        message = e.message.strip()
+        if "API request to" in message and "failed with exception" in message:
+            errno_text = re.search(r"\[Errno -?\d+\] [^'\")]+", message)
+            reason = errno_text.group(0) if errno_text else "no answer"
+            raise ModelKitError(
+                f"cannot read run {run_id!r}: the tracking server {where} is unreachable ({reason}): "
+                "is it running? check MLFLOW_TRACKING_URI"
+            ) from None
+        first = _shown_uri((message.splitlines() or [e.error_code])[0])
+        raise ModelKitError(
+            f"cannot read run {run_id!r} from the tracking store {where}: {first}: check the run id "
+            "and MLFLOW_TRACKING_URI"
+        ) from None
+
+
+def _blocked(client: Any, run_id: str, report: Any, threshold: Any, what: str) -> None:
+    """Record the verdict on the run and raise :class:`PublishBlocked` (one line, top finding first)."""
+    top = report.sorted_findings()[0]
+    client.set_tag(
+        run_id, "modelkit.scan", f"blocked: {report.max_severity} ({len(report.findings)} findings)"
+    )
+    raise PublishBlocked(
+        f"publishing blocked by {what}: {len(report.findings)} findings, highest {report.max_severity} "
+        f"(threshold {threshold}): {top.path}: {top.rule}: {top.message}",
+        report,
+    )
+
+
+def _pick_model(
+    client: Any,
+    run: Any,
+    wanted: str | None,
+    destination: str | None = None,
+    settings: StorageSettings | None = None,
+) -> tuple[_Source | None, str | None]:
+    outputs = list(getattr(run.outputs, "model_outputs", None) or [])
+    candidates = []
+    for o in outputs:
+        lm = client.get_logged_model(o.model_id)
+        candidates.append(lm)
+    if wanted:
+        names = sorted({m.name for m in candidates})
+        candidates = [m for m in candidates if m.name == wanted or m.model_id == wanted]
+        if not candidates:
+            fix = (
+                f"pass --model with one of {', '.join(repr(n) for n in names)}"
+                if names
+                else "it has no logged models: leave --model out"
+            )
+            raise ModelKitError(f"run {run.info.run_id} has no logged model named {wanted!r}: {fix}")
+    for lm in candidates:
+        loc = str(lm.artifact_location)
+        if not loc.startswith(("modelkit:", "mlflow-artifacts:")):
+            continue
+        src = _draft(resolve_artifact_uri(loc, destination), lm.model_id, settings or StorageSettings())
+        if src is not None:
+            return src, lm.name
+    return None, None
+
+
+def _compose(
+    run: Any,
+    model_src: _Source | None,
+    model_name: str | None,
+    run_src: _Source | None,
+    tag: str,
+    redact_params: list[str],
+) -> tuple[list[tuple[_Source, Descriptor]], list[Descriptor], Kitfile, list[tuple[str, int, str]]]:
+    """Blobs to make available in the target (source, descriptor), layers (model first, kit order),
+    the Kitfile (params and tags redacted by name) and ``[(path, size, sha256)]`` of every file."""
+    from mlflow_plugin.trust.redact import redact_params as redact_by_name
+
+    records: list[tuple[str, dict[str, Any], _Source]] = []
+    if model_src is not None:
+        for d in model_src.manifest.get("layers") or []:
+            records.append(("model-draft", d, model_src))
+    if run_src is not None:
+        for d in run_src.manifest.get("layers") or []:
+            records.append(("run", d, run_src))
+    seen: dict[str, str] = {}
+    files: list[tuple[str, int, str]] = []
+    for origin, d, _src in records:
+        for rec in parse_file_index(d):
+            path = rec[0]
+            if len(rec) > 2 and rec[2] is None:
+                continue
+            if path in seen:
+                raise ModelKitError(
+                    f"cannot compose: {path!r} is in both the {seen[path]} and the {origin} "
+                    "artifacts; rename one of them"
+                )
+            seen[path] = origin
+            files.append((path, int(rec[1]), rec[2]))
+    blobs = [(src, Descriptor.from_json(d)) for _origin, d, src in records]
+    params = redact_by_name(dict(run.data.params), redact_params)
+    mlmodel = None
+    if model_src is not None:
+        mlmodel = _read_small(model_src, "MLmodel")
+    framework, fmt = _framework(mlmodel)
+    tags = redact_by_name(dict(run.data.tags), redact_params)
+    pkg = Package(
+        name=_sanitize(model_name or tags.get("mlflow.runName") or run.info.run_id),
+        version=tag,
+        description=(
+            tags.get("mlflow.note.content")
+            or f"MLflow run {run.info.run_id} (experiment {run.info.experiment_id})"
+        )[:2000],
+        license=tags.get("license", ""),
+        authors=[run.info.user_id] if run.info.user_id else [],
+    )
+    kf = Kitfile(manifest_version="1.0.0", package=pkg)
+    descs: list[Descriptor] = []
+    order = {"model": 0, "modelpart": 1, "code": 2, "dataset": 3, "docs": 4}
+    for origin, d, _src in records:
+        parsed = parse_layer_media_type(d.get("mediaType", ""))
+        kind = parsed[0] if parsed else "docs"
+        path = layer_path(d)
+        info = LayerInfo(d["digest"], d["digest"])
+        if kind in ("model", "modelpart") and kf.model is None:
+            kind = "model"
+            kf.model = Model(
+                name=_sanitize(model_name or "model"),
+                path=path,
+                framework=framework,
+                format=fmt,
+                version=tag,
+                description=f"MLflow {'logged model' if origin == 'model-draft' else 'model'}",
+                parameters={
+                    "mlflow": {
+                        "run_id": run.info.run_id,
+                        "experiment_id": run.info.experiment_id,
+                        "params": params,
+                        "metrics": {k: float(v) for k, v in run.data.metrics.items()},
+                    }
+                },
+                layer=info,
+            )
+        elif kind in ("model", "modelpart"):
+            kind = "modelpart"
+            kf.model.parts.append(ModelPart(name=posixpath.basename(path) or path, path=path, layer=info))  # type: ignore[union-attr]
+        elif kind == "code":
+            kf.code.append(Code(path=path, layer=info))
+        elif kind == "dataset":
+            kf.datasets.append(DataSet(name=posixpath.basename(path), path=path, layer=info))
+        else:
+            kind = "docs"
+            kf.docs.append(Docs(path=path, layer=info))
+        ann = {ANN_FILEPATH: path}
+        if (d.get("annotations") or {}).get(ANN_FILES):
+            ann[ANN_FILES] = d["annotations"][ANN_FILES]
+        descs.append(Descriptor(layer_media_type(kind), d["digest"], d["size"], annotations=ann))
+    descs.sort(key=lambda x: order[parse_layer_media_type(x.media_type)[0]])  # type: ignore[index]
+    return blobs, descs, kf, sorted(files)
+
+
+def _ensure_blob(target: Repository, src: _Source, d: Descriptor) -> None:
+    """Make a draft blob available in the target repository (no-op when it is the same store)."""
+    if target.blob_exists(d.digest):
+        return
+    if not isinstance(target, LayoutRepository) and not src.store.startswith("oci:"):
+        t_host = target.display.partition("/")[0]  # type: ignore[attr-defined]
+        s_host, _, s_repo = src.store.partition("/")
+        if t_host == s_host and target.mount_blob(d.digest, s_repo):
+            return
+    with src.repo.open_blob(d.digest, d.size) as f:
+        target.push_blob(f, d.digest, d.size)
+
+
+# where run params and tags sit in each published document (key path prefixes)
+_PARAM_AT = {
+    "kitfile": "model.parameters.mlflow.params.",
+    "provenance": "predicate.buildDefinition.externalParameters.hyperparameters.",
+    "mlbom": "metadata.component.modelCard.properties[mlflow-modelkit:hyperparameter:",
+    "run": "params.",
+}
+_TAG_AT = {"provenance": "predicate.buildDefinition.internalParameters.tags.", "run": "tags."}
+_TAG_FIELDS = {
+    "kitfile:package.description": "mlflow.note.content",
+    "kitfile:package.license": "license",
+    "kitfile:package.name": "mlflow.runName",
+    "provenance:predicate.buildDefinition.externalParameters.run.run_name": "mlflow.runName",
+    "mlbom:metadata.component.properties[mlflow-modelkit:run_name]": "mlflow.runName",
+}
+_TAG_NAMES = {"mlflow.note.content": "the run description", "mlflow.runName": "the run name"}
+_HOW = "add {name!r} to [publish] redact_params (or MLFLOW_MODELKIT_REDACT_PARAMS) or remove it from the run"
+
+
+def _label(source: str, keypath: str) -> tuple[str, str]:
+    """What holds a secret found at ``source:keypath`` and how to keep it out of the kit.
+
+    The same param or tag gets the same label in every document, so it is reported once.
+
+    >>> _label("mlbom", "metadata.component.modelCard.properties[mlflow-modelkit:hyperparameter:note]")[0]
+    "param 'note'"
+    >>> _label("kitfile", "package.description")[0]
+    "tag 'mlflow.note.content' (the run description)"
+    """
+    name, kind = None, "tag"
+    for k, table in (("param", _PARAM_AT), ("tag", _TAG_AT)):
+        prefix = table.get(source)
+        if prefix and keypath.startswith(prefix) and len(keypath) > len(prefix):
+            name, kind = keypath[len(prefix) :], k
+            name = name[:-1] if prefix.endswith(":") and name.endswith("]") else name
+            break
+    else:
+        name = _TAG_FIELDS.get(f"{source}:{keypath}")
+    if name is None:
+        return f"{source} field {keypath!r}", "remove it from the run's metadata (names, sources, tags)"
+    what = f"{kind} {name!r}" + (f" ({_TAG_NAMES[name]})" if kind == "tag" and name in _TAG_NAMES else "")
+    return what, _HOW.format(name=name)
+
+
+def _scan_metadata(run: Any, redact_params: list[str], documents: dict[str, Any]) -> Any:
+    """Secrets in everything the kit will carry besides its files: the composed ``documents``
+    (``{source: JSON}``: Kitfile config, provenance, ML-BOM), then the run's params and published tags
+    as they are before provenance's own heuristics mask known token formats. A :class:`ScanReport`;
+    a scan that cannot run raises (it is never a pass)."""
+    from mlflow_plugin.scanner import secrets
+    from mlflow_plugin.scanner.context import ScanContext
+    from mlflow_plugin.scanner.report import ScanReport
+    from mlflow_plugin.trust.provenance import DROPPED_TAGS
+    from mlflow_plugin.trust.redact import redact_params as redact_by_name
+
+    report = ScanReport(target=f"metadata of MLflow run {run.info.run_id}", version=__version__)
+    ctx = ScanContext(report)
+    seen: set[tuple[str, str]] = set()
+    try:
+        tags = {k: v for k, v in run.data.tags.items() if k not in DROPPED_TAGS}
+        documents = {
+            **documents,
+            "run": {
+                "params": redact_by_name(dict(run.data.params), redact_params),
+                "tags": redact_by_name(tags, redact_params),
+            },
+        }
+        for source, doc in documents.items():
+            if doc is not None:
+                secrets.scan_document(ctx, source, doc, label=lambda kp, s=source: _label(s, kp), seen=seen)
+    except Exception as e:
+        raise ModelKitError(
+            f"could not scan run {run.info.run_id}'s metadata for secrets ({type(e).__name__}); "
+            "nothing was published"
+        ) from e
+    return report
+
+
+def _already_signed(repo: Repository, digest: str, public_key: Any) -> bool:
+    from mlflow_plugin.harden.verify import TrustPolicy, VerifyResult, verify_attachments
+
+    result = VerifyResult("", digest)
+    verify_attachments(
+        repo,
+        digest,
+        TrustPolicy(trusted_keys=[public_key], required_attestations=["provenance", "scan"]),
+        result,
+    )
+    return result.ok
+
+
+def _legacy_signature(repo: Repository, store: str, digest: str, private: Any) -> None:
+    from mlflow_plugin.storage.mediatypes import OCI_MANIFEST as MT
+    from mlflow_plugin.trust import cosign
+
+    docker_ref = store[4:] if store.startswith("oci:") else store
+    payload = cosign.simple_signing_payload(docker_ref, digest)
+    sig = cosign.sign_simple(payload, private)
+    manifest, config = cosign.signature_image(payload, sig)
+    m = json.loads(manifest)
+    repo.push_bytes(config, m["config"]["mediaType"])
+    repo.push_bytes(payload, m["layers"][0]["mediaType"])
+    repo.put_manifest(manifest, MT, tag=cosign.sig_tag(digest))
+
+
+def _run_facts(client: Any, run_id: str, files: list[tuple[str, int, str]], redact_params: list[str]) -> Any:
+    import os
+
+    from mlflow_plugin.harden.run_facts import collect_run_facts
+
+    return collect_run_facts(
+        run_id,
+        client=client,
+        base_dirs=[os.getcwd()],
+        artifact_sha256={p: sha for p, _s, sha in files},
+        redact_params=redact_params,
+    )
+
+
+def _provenance(facts: Any, store: str, tag: str, digest: str) -> dict[str, Any]:
+    from mlflow_plugin.trust import provenance
+
+    return provenance.build_statement(
+        facts, subject_name=store, subject_digest=digest, kit_ref=f"{store}:{tag}"
+    )
+
+
+def _mlbom(facts: Any, store: str, digest: str, files: list[tuple[str, int, str]]) -> dict[str, Any] | None:
+    try:
+        from mlflow_plugin.trust import mlbom
+    except ImportError:
+        return None
+    data = mlbom.build_mlbom(facts, store, digest, files, validate=False)  # the schema is checked in tests
+    return json.loads(data)
+
+
+def _register(client: Any, name: str, source: str, run_id: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as e:
+        if "already exists" not in str(e).lower() and "RESOURCE_ALREADY_EXISTS" not in str(e):
+            raise
+    mv = client.create_model_version(name, source, run_id=run_id)
+    return str(mv.version)

@@ -1,0 +1,312 @@
+"""Verify a published kit against a trust policy: signatures, attestations, scan verdict, digests.
+
+>>> policy = TrustPolicy(trusted_keys=["cosign.pub"])
+>>> result = verify_kit("localhost:5000/team/fraud:v1", policy)     # doctest: +SKIP
+>>> result.ok, [c.name for c in result.checks if not c.ok]         # doctest: +SKIP
+(True, [])
+
+Checks, in order: the manifest (by tag or digest) and its digest; a cosign-style signature over
+that digest by a trusted key; the legacy ``.sig`` signature when present; each required
+attestation (provenance, scan, sbom) signed by a trusted key with the manifest digest as its
+subject; the scan verdict within the policy's maximum severity; the model_signing bundle's
+signature; and (``deep=True``) every blob re-hashed while streamed.
+
+Referrers are judged by their own manifests (see :func:`~mlflow_plugin.trust.attach.list_attachments`),
+so a kit copied with ``skopeo copy`` verifies on the second registry. Referrers that cannot be used
+(unknown type, malformed, oversized, about another subject) never fail verification by themselves:
+they are listed in ``VerifyResult.notes`` (and ``to_json()["notes"]``) and summed up by a passing
+``skipped referrers`` check, which the CLI prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.scanner.report import Severity
+from mlflow_plugin.storage.base import Repository
+from mlflow_plugin.trust.attach import (
+    KIND_BY_PREDICATE,
+    PRED_OMS,
+    PRED_PROVENANCE,
+    PRED_SBOM,
+    PRED_SCAN,
+    list_attachments,
+)
+
+KIND_TO_PRED = {"provenance": PRED_PROVENANCE, "scan": PRED_SCAN, "sbom": PRED_SBOM}
+
+
+@dataclass
+class TrustPolicy:
+    """What a kit must satisfy to be trusted."""
+
+    trusted_keys: list[Any] = field(default_factory=list)  # paths, PEM bytes or public key objects
+    required_attestations: list[str] = field(default_factory=lambda: ["provenance", "scan"])
+    max_severity: str = "medium"
+    require_signature: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: Any, keys: list[str] | None = None) -> TrustPolicy:
+        return cls(
+            trusted_keys=list(keys or cfg.trusted_keys),
+            required_attestations=list(cfg.required_attestations),
+            max_severity=cfg.max_severity,
+            require_signature=True,
+        )
+
+    def public_keys(self) -> list[Any]:
+        from mlflow_plugin.trust.keys import load_public_key
+
+        out = []
+        for k in self.trusted_keys:
+            out.append(k if hasattr(k, "public_numbers") else load_public_key(k))
+        return out
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of :func:`verify_kit`; ``ok`` only if every check passed."""
+
+    reference: str
+    digest: str
+    checks: list[Check] = field(default_factory=list)
+    provenance: dict[str, Any] | None = None
+    scan: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # informational: skipped referrers and why
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "verified": self.ok,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "notes": list(self.notes),
+        }
+
+
+def _subject_matches(stmt: dict[str, Any], digest: str) -> bool:
+    hexd = digest.split(":", 1)[1]
+    return any((s.get("digest") or {}).get("sha256") == hexd for s in stmt.get("subject") or [])
+
+
+def verify_attachments(repo: Repository, digest: str, policy: TrustPolicy, result: VerifyResult) -> None:
+    """Signature and attestation checks for the manifest ``digest`` (no blob re-hashing)."""
+    from mlflow_plugin.trust.dsse import verify_bundle
+
+    keys = policy.public_keys()
+    if not keys:
+        result.checks.append(
+            Check(
+                "trusted keys",
+                False,
+                "no trusted public keys configured: pass --key or set "
+                "signing.trusted_keys / MLFLOW_MODELKIT_TRUSTED_KEYS",
+            )
+        )
+        return
+    notes: list[str] = []
+    atts = list_attachments(repo, digest, notes)
+    _add_notes(result, notes)
+    verified: dict[str, dict[str, Any]] = {}
+    bad: dict[str, str] = {}
+    for a in atts:
+        try:
+            stmt, _key = verify_bundle(a.bundle, keys)
+        except ModelKitError as e:
+            bad.setdefault(a.kind, str(e))
+            continue
+        # no predicateType annotation (some copiers and tools drop it): the signed statement says
+        pred = a.predicate_type or str(stmt.get("predicateType") or "")
+        kind = KIND_BY_PREDICATE.get(pred, pred)
+        if pred != PRED_OMS and not _subject_matches(stmt, digest):
+            bad.setdefault(kind, f"{kind} statement is about another artifact (subject digest mismatch)")
+            continue
+        if stmt.get("predicateType") != pred:
+            bad.setdefault(
+                kind,
+                f"{kind} bundle's predicateType {stmt.get('predicateType')!r} does not match its annotation",
+            )
+            continue
+        verified.setdefault(kind, stmt)
+    sig_ok = "signature" in verified
+    detail = (
+        "signed by a trusted key" if sig_ok else bad.get("signature", "no signature found for this digest")
+    )
+    result.checks.append(Check("signature", sig_ok or not policy.require_signature, detail))
+    _legacy_sig(repo, digest, keys, result)
+    for kind in policy.required_attestations:
+        ok = kind in verified
+        result.checks.append(
+            Check(
+                f"attestation:{kind}",
+                ok,
+                "signed, subject matches"
+                if ok
+                else bad.get(kind, f"no {kind} attestation signed by a trusted key"),
+            )
+        )
+    if "provenance" in verified:
+        result.provenance = verified["provenance"]
+    if "scan" in verified:
+        pred = verified["scan"].get("predicate") or {}
+        result.scan = pred
+        top = (pred.get("summary") or {}).get("max_severity")
+        limit = Severity.parse(policy.max_severity)
+        ok = top is None or Severity.parse(top) <= limit
+        result.checks.append(
+            Check("scan verdict", ok, f"highest finding: {top or 'none'} (allowed up to {limit})")
+        )
+    if "model_signing" in verified or "model_signing" in bad:
+        ok = "model_signing" in verified
+        result.checks.append(
+            Check(
+                "model_signing bundle",
+                ok,
+                "signature valid (files are checked on unpack)" if ok else bad["model_signing"],
+            )
+        )
+
+
+def _add_notes(result: VerifyResult, notes: list[str]) -> None:
+    """Record ``notes``: things skipped on the way that do not decide the verdict (the CLI prints them)."""
+    result.notes.extend(notes)
+
+
+def _legacy_sig(repo: Repository, digest: str, keys: list[Any], result: VerifyResult) -> None:
+    from mlflow_plugin.errors import NotFoundError
+    from mlflow_plugin.trust.cosign import sig_tag, verify_simple
+
+    try:
+        data, _mt, _d = repo.get_manifest(sig_tag(digest))
+    except NotFoundError:
+        return  # optional: only older cosign needs it
+    try:
+        m = json.loads(data)
+        layer = (m.get("layers") or [])[0]
+        payload = repo.read_blob(layer["digest"], layer.get("size"), limit=1 << 20)
+        sig = (layer.get("annotations") or {}).get("dev.cosignproject.cosign/signature", "")
+        verify_simple(payload, sig, keys, digest)
+        result.checks.append(Check("legacy .sig", True, "cosign simple-signing signature valid"))
+    except (ModelKitError, IndexError, KeyError, ValueError) as e:
+        result.checks.append(Check("legacy .sig", False, str(e).splitlines()[0]))
+
+
+def verify_kit(
+    ref: str,
+    policy: TrustPolicy,
+    deep: bool = True,
+    progress: Callable[[int], None] | None = None,
+    **registry_options: Any,
+) -> VerifyResult:
+    """Verify the kit ``ref`` (tag or digest, registry or ``oci:`` layout) against ``policy``."""
+    from mlflow_plugin.storage.locations import open_location
+
+    if "settings" not in registry_options:  # verify is a public entry point: the admin's settings
+        from mlflow_plugin.config import load_config
+
+        registry_options = {**registry_options, "settings": load_config().storage_settings()}
+    repo, loc = open_location(ref, default_tag="latest", **registry_options)
+    try:
+        data, _mt, digest = repo.get_manifest(loc.reference or "latest")
+        result = VerifyResult(str(loc), digest)
+        result.checks.append(Check("manifest", True, f"{digest} ({len(data)} bytes)"))
+        verify_attachments(repo, digest, policy, result)
+        if deep:
+            m = json.loads(data)
+            n = 0
+            try:
+                for d in repo.iter_blobs_of(m):
+                    with repo.open_blob(d.digest, d.size) as f:
+                        while True:
+                            b = f.read(4 << 20)
+                            if not b:
+                                break
+                            if progress:
+                                progress(len(b))
+                    n += 1
+                result.checks.append(Check("blob digests", True, f"config and {n - 1} layers re-hashed"))
+            except ModelKitError as e:
+                result.checks.append(Check("blob digests", False, str(e)))
+        return result
+    finally:
+        repo.close()
+
+
+def load_verifier(repo: Repository, policy: TrustPolicy, ref: str) -> Callable[[bytes, str], None]:
+    """A manifest hook for verify-on-load: raises before any file of an untrusted kit is written."""
+
+    def check(data: bytes, digest: str) -> None:
+        result = VerifyResult(ref, digest)
+        verify_attachments(repo, digest, policy, result)
+        # the config (Kitfile) is never downloaded by a load, but the signature covers it too
+        try:
+            config = json.loads(data)["config"]
+            repo.read_blob(config["digest"], config.get("size"), limit=1 << 20)
+        except ModelKitError as e:
+            result.checks.append(Check("config", False, str(e).splitlines()[0]))
+        except (ValueError, KeyError, TypeError):
+            result.checks.append(Check("config", False, "the manifest has no valid config descriptor"))
+        if not result.ok:
+            failed = result.failures()
+            why = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+            fix = (
+                ": check that signing.trusted_keys (MLFLOW_MODELKIT_TRUSTED_KEYS) holds the "
+                "signer's public key"
+                if any(c.name == "signature" for c in failed)
+                else ""
+            )
+            raise ModelKitError(" ".join(f"refusing to load {ref} ({digest[:19]}…): {why}{fix}".split("\n")))
+
+    return check
+
+
+def verify(
+    ref: str,
+    keys: list[Any] | None = None,
+    policy: TrustPolicy | None = None,
+    deep: bool = True,
+    progress: Callable[[int], None] | None = None,
+    **registry_options: Any,
+) -> VerifyResult:
+    """Verify ``ref`` with ``keys`` (or the admin config's trusted keys and policy).
+
+    >>> from mlflow_plugin import verify                                     # doctest: +SKIP
+    >>> verify("localhost:5000/team/fraud:v1", keys=["keys/cosign.pub"]).ok  # doctest: +SKIP
+    True
+    """
+    if policy is None:
+        from mlflow_plugin.config import load_config
+
+        policy = TrustPolicy.from_config(load_config(), keys=keys)
+    elif keys:
+        policy.trusted_keys = list(keys)
+    return verify_kit(ref, policy, deep=deep, progress=progress, **registry_options)
+
+
+__all__ = [
+    "KIND_BY_PREDICATE",
+    "Check",
+    "TrustPolicy",
+    "VerifyResult",
+    "load_verifier",
+    "verify",
+    "verify_kit",
+]

@@ -1,0 +1,599 @@
+"""The operations behind the CLI: pack, push, pull, unpack, inspect, list.
+
+>>> r = pack("./my-model", "oci:./kits/fraud:v1")          # doctest: +SKIP
+>>> r.digest                                                # doctest: +SKIP
+'sha256:5eeea071…'
+>>> push("oci:./kits/fraud:v1", "localhost:5000/team/fraud:v1")   # doctest: +SKIP
+
+Every function takes an optional ``progress`` factory: ``progress(description, total_bytes)``
+returns a callback that receives byte counts (the CLI passes a tqdm bar; the default is silent).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect as _inspect
+import io
+import json
+import logging
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_plugin.errors import KitfileError, ModelKitError, NotFoundError, disk_errors
+from mlflow_plugin.kit.decompress import Budget
+from mlflow_plugin.kit.fileindex import parse_file_index
+from mlflow_plugin.kit.kitfile import KITFILE_NAMES, Kitfile, is_modelkit_reference
+from mlflow_plugin.kit.layers import LayerIgnore, LayerStream, plan_layers, walk_layer
+from mlflow_plugin.kit.limits import DEFAULT_LIMITS, UnpackLimits
+from mlflow_plugin.kit.manifest import build_manifest, created_timestamp
+from mlflow_plugin.kit.mediatypes import KIT_CONFIG, parse_layer_media_type
+from mlflow_plugin.kit.unpack import Staging, extract_layer
+from mlflow_plugin.storage.base import Repository
+from mlflow_plugin.storage.descriptor import Descriptor
+from mlflow_plugin.storage.layout import LayoutRepository
+from mlflow_plugin.storage.locations import open_location
+from mlflow_plugin.storage.mediatypes import OCI_INDEX, OCI_MANIFEST
+from mlflow_plugin.storage.reference import LayoutLocation, Location, check_tag
+
+log = logging.getLogger(__name__)
+ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
+
+
+def _disk(op: str, where_arg: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run ``fn`` so that file system failures become one-line :class:`DiskError` naming the
+    user's path (the argument ``where_arg``) and the fix."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = _inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            where = sig.bind_partial(*args, **kw).arguments.get(where_arg, "")
+            with disk_errors(op, str(where)):
+                return fn(*args, **kw)
+
+        return wrapper
+
+    return deco
+
+
+def _opts(registry_options: dict[str, Any]) -> dict[str, Any]:
+    """``registry_options`` with the admin's storage settings unless the caller gave some: the
+    functions of this module are entry points of the Python API, so they read the config."""
+    if "settings" in registry_options:
+        return registry_options
+    from mlflow_plugin.config import load_config
+
+    return {**registry_options, "settings": load_config().storage_settings()}
+
+
+def _no_progress(desc: str, total: int | None) -> Callable[[int], None]:
+    return lambda n: None
+
+
+@dataclass
+class PackResult:
+    """What ``pack`` produced: manifest digest and bytes, config, layers, where it went."""
+
+    digest: str
+    manifest: bytes
+    config: bytes
+    layers: list[Descriptor]
+    target: str
+    warnings: list[str] = field(default_factory=list)
+
+
+class _IterReader(io.RawIOBase):
+    """Present an iterator of byte chunks as a readable file object."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._it: Iterator[bytes] = iter(chunks)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buf) < n:
+            try:
+                self._buf += next(self._it)
+            except StopIteration:
+                break
+        if n < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
+def _compress(chunks: Iterable[bytes], compression: str) -> Iterator[bytes]:
+    if compression == "gzip":
+        # Go's gzip writer: mtime 0, no name, OS byte 0xff
+        yield b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+        c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        crc, size = 0, 0
+        for ch in chunks:
+            crc = zlib.crc32(ch, crc)
+            size += len(ch)
+            out = c.compress(ch)
+            if out:
+                yield out
+        yield c.flush()
+        yield crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little")
+    elif compression == "zstd":
+        import zstandard
+
+        c = zstandard.ZstdCompressor().compressobj()
+        for ch in chunks:
+            out = c.compress(ch)
+            if out:
+                yield out
+        yield c.flush()
+    else:
+        yield from chunks
+
+
+class _Tee:
+    """Hash uncompressed bytes (diffId) while passing them through."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.chunks = chunks
+        self.h = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for c in self.chunks:
+            self.h.update(c)
+            yield c
+
+
+def find_kitfile(context: str, kitfile: str | None = None) -> tuple[str, str]:
+    """Locate and read the Kitfile: ``-f`` path, ``-`` for stdin, or Kitfile/kitfile/.kitfile."""
+    import sys
+
+    if kitfile == "-":
+        return "<stdin>", sys.stdin.read()
+    if kitfile:
+        path = kitfile
+    else:
+        for n in KITFILE_NAMES:
+            if os.path.isfile(os.path.join(context, n)):
+                path = os.path.join(context, n)
+                break
+        else:
+            raise KitfileError(f"no Kitfile in {context}: create one (see 'kit init') or pass -f PATH")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+    except OSError as e:
+        raise KitfileError(f"cannot read Kitfile {path}: {e.strerror}") from None
+    return path, data.decode("utf-8", errors="strict") if data else ""
+
+
+@_disk("pack", "target")
+def pack(
+    context: str,
+    target: str,
+    kitfile: str | None = None,
+    compression: str = "none",
+    progress: ProgressFactory | None = None,
+    **registry_options: Any,
+) -> PackResult:
+    """Pack a directory with a Kitfile into a ModelKit at ``target`` (``oci:DIR:TAG`` or registry ref).
+
+    Layers stream straight into the target: an OCI layout writes each blob once; a registry
+    receives them after a hashing pass that lets it skip layers it already has.
+    """
+    progress = progress or _no_progress
+    if not os.path.isdir(context):
+        raise ModelKitError(f"context directory {context} does not exist")
+    kpath, text = find_kitfile(context, kitfile)
+    kf = Kitfile.parse(text, source=kpath)
+    warnings = kf.validate()
+    created = created_timestamp()  # fail on a bad SOURCE_DATE_EPOCH before writing anything
+    repo, loc = open_location(target, create=True, default_tag="latest", **_opts(registry_options))
+    if loc.reference and loc.reference.startswith("sha256:"):
+        raise ModelKitError(f"cannot pack to a digest ({target}); give a tag, e.g. {target.split('@')[0]}:v1")
+    tag = loc.reference or "latest"
+    check_tag(tag)
+    ignore = LayerIgnore.from_context(context, kf)
+    layers: list[Descriptor] = []
+    is_layout = isinstance(repo, LayoutRepository)
+    try:
+        for spec in plan_layers(kf):
+            total = _layer_size(context, spec.path, ignore)
+            cb = progress(f"{spec.kind} {spec.clean_path}", total)
+            media_type = spec.media_type(compression)
+            if is_layout:  # one pass: generate, hash and write the blob
+                tee, body = _layer_body(context, spec.path, ignore, compression, cb)
+                digest, size = repo.push_blob_chunks(body)
+            else:  # hash first so the registry can skip a layer it already has, then stream it
+                tee, body = _layer_body(context, spec.path, ignore, compression, None)
+                h, size = hashlib.sha256(), 0
+                for c in body:
+                    h.update(c)
+                    size += len(c)
+                digest = "sha256:" + h.hexdigest()
+                if not repo.blob_exists(digest):
+                    _, body = _layer_body(context, spec.path, ignore, compression, cb)
+                    repo.push_blob(_IterReader(body), digest, size)  # type: ignore[arg-type]
+                else:
+                    cb(total)
+            diff_id = "sha256:" + tee.h.hexdigest()
+            spec.set_layer_info(digest, diff_id)
+            layers.append(Descriptor(media_type, digest, size, annotations=dict(spec.annotations)))
+        config = kf.to_json()
+        cdesc = repo.push_bytes(config, KIT_CONFIG)
+        manifest = build_manifest(cdesc, layers, created=created)
+        digest = repo.put_manifest(manifest, OCI_MANIFEST, tag=tag)
+    finally:
+        repo.close()
+    return PackResult(digest, manifest, config, layers, str(loc), warnings)
+
+
+def _layer_body(
+    context: str, path: str, ignore: LayerIgnore, compression: str, cb: Callable[[int], None] | None
+) -> tuple[_Tee, Iterable[bytes]]:
+    """The (compressed) tar bytes of one layer, generated lazily; ``tee.h`` gives its diffId."""
+    tee = _Tee(LayerStream(walk_layer(context, path, ignore), progress=cb))
+    return tee, _compress(tee, compression)
+
+
+def _layer_size(context: str, path: str, ignore: LayerIgnore) -> int:
+    return sum(e.st.st_size for e in walk_layer(context, path, ignore) if not e.is_dir)
+
+
+def _copy_blob(
+    src: Repository, dst: Repository, d: Descriptor, cb: Callable[[int], None], mount_from: str | None
+) -> bool:
+    if dst.blob_exists(d.digest):
+        cb(d.size)
+        return False
+    if mount_from and dst.mount_blob(d.digest, mount_from):
+        cb(d.size)
+        return False
+    with src.open_blob(d.digest, d.size) as f:
+        dst.push_blob(f, d.digest, d.size, progress=cb)
+        verify = getattr(f, "verify", None)
+        if verify:
+            verify()
+    return True
+
+
+@_disk("copy", "dest")
+def copy(
+    source: str,
+    dest: str,
+    progress: ProgressFactory | None = None,
+    **registry_options: Any,
+) -> str:
+    """Copy a kit (manifest, config, layers; indexes recursively) between any two stores.
+
+    Blobs the destination already has are skipped; within one registry they are mounted.
+    The tag is written only after every blob exists. Returns the manifest digest.
+    """
+    progress = progress or _no_progress
+    registry_options = _opts(registry_options)
+    src, sloc = open_location(source, default_tag="latest", **registry_options)
+    dst, dloc = open_location(
+        dest, create=True, default_tag=sloc.reference if not _is_digest(sloc) else None, **registry_options
+    )
+    try:
+        ref = sloc.reference or "latest"
+        data, mt, digest = src.get_manifest(ref)
+        mount_from = _mount_source(sloc, dloc)
+        _copy_tree(src, dst, data, mt, progress, mount_from)
+        tag = dloc.reference if dloc.reference and not dloc.reference.startswith("sha256:") else None
+        got = dst.put_manifest(data, mt, tag=tag)
+        if got != digest:
+            raise ModelKitError(f"copy changed the manifest digest ({digest} → {got}); please report this")
+        return digest
+    finally:
+        src.close()
+        dst.close()
+
+
+def _is_digest(loc: Location) -> bool:
+    return bool(loc.reference and loc.reference.startswith("sha256:"))
+
+
+def _mount_source(sloc: Location, dloc: Location) -> str | None:
+    if isinstance(sloc, LayoutLocation) or isinstance(dloc, LayoutLocation):
+        return None
+    if sloc.ref.registry == dloc.ref.registry and sloc.ref.repository != dloc.ref.repository:
+        return sloc.ref.repository
+    return None
+
+
+def _copy_tree(
+    src: Repository,
+    dst: Repository,
+    data: bytes,
+    mt: str,
+    progress: ProgressFactory,
+    mount_from: str | None,
+    depth: int = 0,
+) -> None:
+    if depth > 4:
+        raise ModelKitError("index nesting deeper than 4 levels; refusing to copy")
+    m = json.loads(data)
+    if mt == OCI_INDEX or m.get("mediaType") == OCI_INDEX:
+        for child in m.get("manifests") or []:
+            d = Descriptor.from_json(child)
+            cdata, cmt, _ = src.get_manifest(d.digest)
+            _copy_tree(src, dst, cdata, cmt, progress, mount_from, depth + 1)
+            dst.put_manifest(cdata, cmt)
+        return
+    blobs = list(src.iter_blobs_of(m))
+    total = sum(d.size for d in blobs)
+    cb = progress(f"copy {len(blobs)} blobs", total)
+    for d in blobs:
+        _copy_blob(src, dst, d, cb, mount_from)
+
+
+push = copy
+pull = copy
+
+
+@dataclass
+class KitInfo:
+    """A manifest, its digest and (for ModelKits) the parsed config."""
+
+    reference: str
+    digest: str
+    media_type: str
+    manifest: dict[str, Any]
+    manifest_bytes: bytes
+    config: dict[str, Any] | None
+
+
+def inspect(ref: str, **registry_options: Any) -> KitInfo:
+    """Fetch a kit's manifest and config (Kitfile JSON), both digest-verified."""
+    repo, loc = open_location(ref, default_tag="latest", **_opts(registry_options))
+    try:
+        data, mt, digest = repo.get_manifest(loc.reference or "latest")
+        m = json.loads(data)
+        config = None
+        c = m.get("config") or {}
+        if c.get("mediaType") == KIT_CONFIG:
+            config = json.loads(repo.read_blob(c["digest"], c.get("size")))
+        return KitInfo(str(loc), digest, mt, m, data, config)
+    finally:
+        repo.close()
+
+
+def list_tags(repository: str, **registry_options: Any) -> list[dict[str, Any]]:
+    """Tags of a repository with manifest digest and total size (config + layers)."""
+    repo, _ = open_location(repository, **_opts(registry_options))
+    out = []
+    try:
+        for tag in repo.list_tags():
+            try:
+                data, mt, digest = repo.get_manifest(tag)
+            except NotFoundError:
+                continue
+            m = json.loads(data)
+            size = len(data) + sum(d.size for d in repo.iter_blobs_of(m)) if mt != OCI_INDEX else len(data)
+            kind = (
+                "modelkit"
+                if (m.get("config") or {}).get("mediaType") == KIT_CONFIG
+                else (m.get("artifactType") or m.get("mediaType") or mt)
+            )
+            out.append({"tag": tag, "digest": digest, "size": size, "type": kind})
+    finally:
+        repo.close()
+    return out
+
+
+_FILTER_KINDS = {
+    "model": ("model", "modelpart"),
+    "datasets": ("dataset",),
+    "code": ("code",),
+    "docs": ("docs",),
+    "prompts": ("prompt",),
+    "kitfile": (),
+}
+
+
+@_disk("unpack", "directory")
+def unpack(
+    ref: str,
+    directory: str,
+    filters: list[str] | None = None,
+    overwrite: bool = False,
+    ignore_existing: bool = False,
+    progress: ProgressFactory | None = None,
+    limits: UnpackLimits | None = None,
+    **registry_options: Any,
+) -> list[str]:
+    """Extract a kit into ``directory`` (verified, safe; nothing written if any check fails).
+
+    ``filters`` select parts like kit's ``--filter``: ``model``, ``datasets``, ``code``, ``docs``,
+    ``prompts``, ``kitfile``; ``datasets:NAME`` or ``code:PATH`` narrow further. ``limits``
+    (default :data:`~mlflow_plugin.kit.limits.DEFAULT_LIMITS`; the CLI uses the admin's
+    ``[limits]``) bound the decompressed output of the whole unpack, each layer's ratio and entries;
+    exceeding one raises :class:`~mlflow_plugin.errors.LimitExceededError`.
+    Returns the written paths (relative to ``directory``).
+    """
+    progress = progress or _no_progress
+    budget = Budget(limits or DEFAULT_LIMITS)  # one per unpack: every layer's output adds up
+    wanted = _parse_filters(filters)
+    repo, loc = open_location(ref, default_tag="latest", **_opts(registry_options))
+    try:
+        data, _mt, _digest = repo.get_manifest(loc.reference or "latest")
+        m = json.loads(data)
+        cdesc = m.get("config") or {}
+        if cdesc.get("mediaType") != KIT_CONFIG:
+            raise ModelKitError(
+                f"{ref} exists but is not a ModelKit (config type {cdesc.get('mediaType')!r})"
+            )
+        config = repo.read_blob(cdesc["digest"], cdesc.get("size"))
+        kf = Kitfile.from_json(config)
+        by_raw = {d["digest"]: d for d in m.get("layers") or []}
+        by_digest = {k: Descriptor.from_json(d) for k, d in by_raw.items()}
+        plan = _unpack_plan(kf, by_digest, m)
+        selected = [(kind, entry, d) for kind, entry, d in plan if _selected(wanted, kind, entry)]
+        total = sum(d.size for _, _, d in selected)
+        cb = progress("unpack", total)
+        written: list[str] = []
+        with Staging(directory, overwrite=overwrite, ignore_existing=ignore_existing) as st:
+            for _kind, _entry, d in selected:
+                # a file index (drafts, published runs) must agree with the tar it describes
+                index = parse_file_index(by_raw[d.digest])
+                with repo.open_blob(d.digest, d.size) as blob:
+                    written += extract_layer(
+                        _Counting(blob, cb), d.media_type, st, budget=budget, layer=d.digest, index=index
+                    )
+            if wanted is None or "kitfile" in wanted:
+                _stage_kitfile(st, kf)
+                written.append("Kitfile")
+            st.commit()
+        return written
+    finally:
+        repo.close()
+
+
+class _Counting:
+    def __init__(self, raw: Any, cb: Callable[[int], None]) -> None:
+        self.raw, self.cb = raw, cb
+
+    def read(self, n: int = -1) -> bytes:
+        b = self.raw.read(n)
+        if b:
+            self.cb(len(b))
+        return b
+
+    def verify(self) -> None:
+        v = getattr(self.raw, "verify", None)
+        if v:
+            v()
+
+
+def _parse_filters(filters: list[str] | None) -> dict[str, list[str]] | None:
+    if not filters:
+        return None
+    out: dict[str, list[str]] = {}
+    for f in filters:
+        for part in f.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            kind, _, name = part.partition(":")
+            if kind not in _FILTER_KINDS:
+                raise ModelKitError(
+                    f"invalid filter {part!r}: use model, datasets, code, docs, prompts or kitfile "
+                    "(optionally TYPE:NAME)"
+                )
+            out.setdefault(kind, [])
+            if name:
+                out[kind].append(name)
+    return out
+
+
+def _selected(wanted: dict[str, list[str]] | None, kind: str, entry: Any) -> bool:
+    if wanted is None:
+        return True
+    for fk, names in wanted.items():
+        if kind in _FILTER_KINDS[fk]:
+            if not names:
+                return True
+            ids = {
+                getattr(entry, "name", ""),
+                getattr(entry, "path", ""),
+                os.path.normpath(getattr(entry, "path", "") or "."),
+            }
+            if ids & set(names):
+                return True
+    return False
+
+
+def _unpack_plan(
+    kf: Kitfile, by_digest: dict[str, Descriptor], m: dict[str, Any]
+) -> list[tuple[str, Any, Descriptor]]:
+    """Layers in kit's unpack order, matched by digest (config entries must name manifest layers)."""
+    entries: list[tuple[str, Any]] = []
+    if kf.model is not None:
+        if kf.model.layer or (kf.model.path and not is_modelkit_reference(kf.model.path)):
+            entries.append(("model", kf.model))
+        entries += [("modelpart", p) for p in kf.model.parts]
+    entries += [("dataset", d) for d in kf.datasets if not d.remote_path]
+    entries += [("code", c) for c in kf.code]
+    entries += [("docs", d) for d in kf.docs]
+    entries += [("prompt", p) for p in kf.prompts]
+    has = [e.layer is not None and bool(e.layer.digest) for _, e in entries]
+    if entries and not all(has):
+        if any(has):
+            raise ModelKitError(
+                "invalid digests in layerinfo in Kitfile: some entries have digests, some do not"
+            )
+        return _legacy_plan(entries, m)
+    plan = []
+    for kind, e in entries:
+        d = by_digest.get(e.layer.digest)
+        if d is None:
+            raise ModelKitError(f"digest {e.layer.digest} not found in manifest ({kind} {e.path!r})")
+        plan.append((kind, e, d))
+    return plan
+
+
+def _legacy_plan(entries: list[tuple[str, Any]], m: dict[str, Any]) -> list[tuple[str, Any, Descriptor]]:
+    """kit < 0.5 ModelKits (no digests in the config): match layers to entries by order."""
+    queues: dict[str, list[Any]] = {}
+    for kind, e in entries:
+        queues.setdefault("code" if kind == "prompt" else kind, []).append((kind, e))
+    plan = []
+    for layer in m.get("layers") or []:
+        d = Descriptor.from_json(layer)
+        parsed = parse_layer_media_type(d.media_type)
+        if not parsed or not queues.get(parsed[0]):
+            continue
+        kind, e = queues[parsed[0]].pop(0)
+        plan.append((kind, e, d))
+    return plan
+
+
+def _stage_kitfile(st: Staging, kf: Kitfile) -> None:
+    """Write the Kitfile (YAML, without digests) like ``kit unpack`` does."""
+    from ruamel.yaml import YAML
+
+    obj = json.loads(kf.to_json())
+    _strip_digests(obj)
+    buf = io.StringIO()
+    y = YAML()
+    y.default_flow_style = False
+    y.indent(mapping=2, sequence=4, offset=2)
+    y.dump(obj, buf)
+    data = buf.getvalue().encode()
+    dest = os.path.join(st.target, "Kitfile")
+    if os.path.exists(dest) and not st.overwrite:
+        with open(dest, "rb") as f:
+            if f.read() == data:
+                return
+        raise ModelKitError(f"{dest} already exists with different content; use --overwrite")
+    st.add_file("Kitfile", io.BytesIO(data), len(data), 0o644) if not os.path.exists(
+        dest
+    ) or st.overwrite else None
+
+
+def _strip_digests(o: Any) -> None:
+    """Drop the LayerInfo fields (``digest``, ``diffId``) of every Kitfile entry, like kit's YAML.
+
+    Only entry-level keys go: model, model parts, code, datasets, docs, prompts and mcpServers.
+    ``parameters`` are user data and keep any ``digest`` keys they contain.
+    """
+    if not isinstance(o, dict):
+        return
+    entries: list[Any] = []
+    model = o.get("model")
+    if isinstance(model, dict):
+        entries.append(model)
+        entries += model.get("parts") or []
+    for section in ("code", "datasets", "docs", "prompts", "mcpServers"):
+        entries += o.get(section) or []
+    for e in entries:
+        if isinstance(e, dict):
+            e.pop("digest", None)
+            e.pop("diffId", None)

@@ -1,0 +1,1848 @@
+"""A pickle virtual machine that *simulates* unpickling: it never imports or calls anything.
+
+:class:`PickleVM` reads the opcodes of protocols 0–5 from a stream and keeps what the real
+unpickler would keep — the stack, the marks, the memo (``PUT``/``BINPUT``/``LONG_BINPUT``/
+``MEMOIZE``/``GET``/…), the protocol — but its values are symbols: a :class:`Global` for an
+import (``GLOBAL``, ``INST``, ``STACK_GLOBAL`` even when its strings come from the memo), a
+:class:`Call` for what ``REDUCE``/``NEWOBJ``/``NEWOBJ_EX``/``OBJ``/``INST`` would call, a
+:class:`Ref` for ``PERSID``/``BINPERSID``, an :class:`Ext` for ``EXT1/2/4``. Each import is judged by
+a ``judge(module, name)`` function (see :mod:`.allowlist`); calls of computed callables are
+resolved to what they reach (``builtins.getattr(builtins.__import__('os'), 'system')`` → ``os.system``).
+
+Large payloads (``BINBYTES``, ``BINUNICODE8``, ``BYTEARRAY8``, ``LONG4``…) are skipped with ``seek``
+(or bounded reads on non-seekable streams), so a 1 GiB pickle of array data is scanned in
+milliseconds with a few MiB of memory. Limits (opcodes, memo slots, stack depth) end the scan with
+an issue, never with a crash; malformed input is an issue too.
+
+>>> import io
+>>> from mlflow_plugin.scanner.allowlist import judge
+>>> data = b"cos\\nsystem\\n(S'true'\\ntR."          # os.system('true'), written by hand
+>>> vm = PickleVM(Reader(io.BytesIO(data), len(data)), judge)
+>>> vm.run_all()
+>>> [(i.severity.name, i.rule, i.evidence) for i in vm.finish()]
+[('CRITICAL', 'pickle.unsafe-global', 'os.system')]
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from mlflow_plugin.scanner.allowlist import Verdict, is_identifier_path
+from mlflow_plugin.scanner.report import Severity
+
+__all__ = [
+    "OPCODES",
+    "Call",
+    "Ext",
+    "Global",
+    "Issue",
+    "PickleError",
+    "PickleVM",
+    "Reader",
+    "Ref",
+    "Truncated",
+    "describe",
+    "find_hidden_pickles",
+    "resolve",
+    "sniff",
+]
+
+Judge = Callable[[str, str], Verdict]
+
+CHUNK = 1 << 20  # read size
+KEEP_STR = 8192  # strings/bytes longer than this are skipped, kept as a Blob
+MAX_LINE = 1 << 16  # text-opcode arguments longer than this are skipped
+CONTAINER_CAP = 1 << 16  # items kept per container (the rest are only counted)
+RETAIN_BUDGET = 4_000_000  # items kept across all containers of one stream
+MAX_ISSUES = 500
+MAX_IMPORTS = 100_000  # distinct globals in one stream
+MAX_IMPORT_ISSUES = 1000  # findings for individual globals (then one summary)
+MAX_NESTED = 16  # joblib object arrays nested in object arrays
+PROBE_BUDGET = 2_000_000  # opcodes spent on hidden-pickle probes per stream
+
+_U1 = struct.Struct("<B").unpack_from
+_U2 = struct.Struct("<H").unpack_from
+_I4 = struct.Struct("<i").unpack_from
+_U4 = struct.Struct("<I").unpack_from
+_U8 = struct.Struct("<Q").unpack_from
+_F8 = struct.Struct(">d").unpack_from
+
+# every opcode byte of protocols 0–5
+OPCODES = frozenset(b"(.0125FIJKLMNPQRSTUVXabcdeghijlopqrstu}])GBC" + bytes(range(0x80, 0x99)))
+
+
+class PickleError(Exception):
+    """The stream is not a valid pickle at ``offset``."""
+
+    def __init__(self, msg: str, offset: int = -1) -> None:
+        super().__init__(msg)
+        self.offset = offset
+
+
+class Truncated(PickleError):
+    """The stream ended in the middle of a pickle."""
+
+
+class LimitExceeded(Exception):
+    """A resource limit was reached (``kind`` is ``ops``, ``memo``, ``stack`` or ``issues``)."""
+
+    def __init__(self, kind: str, msg: str) -> None:
+        super().__init__(msg)
+        self.kind = kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+class Reader:
+    """Buffered reader over a binary stream that can skip payloads without reading them.
+
+    ``size`` bounds what is read (``None``: until EOF). Seekable streams skip with ``seek``;
+    others read and discard in 1 MiB chunks.
+
+    >>> r = Reader(io.BytesIO(b"abc\\ndef"), 7)
+    >>> r.readline(), r.peek(), r.offset
+    (b'abc', 100, 4)
+    """
+
+    __slots__ = ("buf", "consumed", "origin", "pos", "remaining", "seekable", "size", "stream")
+
+    def __init__(self, stream: IO[bytes], size: int | None = None) -> None:
+        self.stream = stream
+        self.buf = b""
+        self.pos = 0
+        self.consumed = 0  # content offset of buf[0]
+        self.remaining = size if size is not None and size >= 0 else None  # bytes not yet pulled in
+        self.size = self.remaining
+        try:
+            self.seekable = bool(stream.seekable())
+            self.origin = stream.tell() if self.seekable else 0
+        except (AttributeError, ValueError, OSError):
+            self.seekable, self.origin = False, 0
+
+    def rewind(self, offset: int) -> bool:
+        """Go back to content ``offset`` (seekable streams, or within the buffer); False if impossible."""
+        if self.consumed <= offset <= self.consumed + len(self.buf):
+            self.pos = offset - self.consumed
+            return True
+        if not self.seekable:
+            return False
+        try:
+            self.stream.seek(self.origin + offset)
+        except (OSError, ValueError):
+            return False
+        self.buf, self.pos, self.consumed = b"", 0, offset
+        if self.size is not None:
+            self.remaining = max(0, self.size - offset)
+        return True
+
+    @property
+    def offset(self) -> int:
+        """Position in the content (bytes from its start)."""
+        return self.consumed + self.pos
+
+    def _fill(self, need: int) -> None:
+        keep = self.buf[self.pos :]
+        self.consumed += self.pos
+        want = max(need - len(keep), CHUNK)
+        if self.remaining is not None:
+            want = min(want, self.remaining)
+        parts = [keep]
+        got = 0
+        while got < want:
+            data = self.stream.read(want - got)
+            if not data:
+                self.remaining = 0
+                break
+            parts.append(data)
+            got += len(data)
+            if got >= need - len(keep):
+                break
+        if self.remaining is not None:
+            self.remaining = max(0, self.remaining - got)
+        self.buf = b"".join(parts) if len(parts) > 1 else keep
+        self.pos = 0
+
+    def peek(self) -> int:
+        """Next byte without consuming it; -1 at the end."""
+        if self.pos >= len(self.buf):
+            self._fill(1)
+            if not self.buf:
+                return -1
+        return self.buf[self.pos]
+
+    def take(self, n: int) -> int:
+        """Make ``n`` bytes available and consume them; returns their index in ``self.buf``."""
+        pos = self.pos
+        if pos + n > len(self.buf):
+            self._fill(n)
+            pos = self.pos
+            if pos + n > len(self.buf):
+                self.pos = len(self.buf)
+                raise Truncated(f"stream ends inside an opcode argument ({n} bytes needed)", self.offset)
+        self.pos = pos + n
+        return pos
+
+    def read(self, n: int) -> bytes:
+        p = self.take(n)
+        return self.buf[p : p + n]
+
+    def readline(self, maxlen: int = MAX_LINE) -> bytes:
+        """Bytes up to (not including) the next newline, consumed with it. A line longer than
+        ``maxlen`` is skipped without being kept and raises ``_LineTooLong``."""
+        start = self.pos
+        nl = self.buf.find(b"\n", start)
+        if nl >= 0:
+            self.pos = nl + 1
+            if nl - start > maxlen:
+                raise _LineTooLong(nl - start)
+            return self.buf[start:nl]
+        while len(self.buf) - self.pos <= maxlen:  # grow the buffer until a newline shows up
+            have = len(self.buf) - self.pos
+            self._fill(have + CHUNK)
+            if len(self.buf) - self.pos == have:
+                self.pos = len(self.buf)
+                raise Truncated("stream ends inside a text argument", self.offset)
+            nl = self.buf.find(b"\n", self.pos + have)
+            if nl >= 0:
+                start, self.pos = self.pos, nl + 1
+                if nl - start > maxlen:
+                    raise _LineTooLong(nl - start)
+                return self.buf[start:nl]
+        length = len(self.buf) - self.pos  # too long: discard up to the newline
+        self.pos = len(self.buf)
+        while True:
+            self._fill(1)
+            if not self.buf:
+                raise Truncated("stream ends inside a text argument", self.offset)
+            nl = self.buf.find(b"\n")
+            if nl >= 0:
+                self.pos = nl + 1
+                raise _LineTooLong(length + nl)
+            length += len(self.buf)
+            self.pos = len(self.buf)
+
+    def skip(self, n: int) -> None:
+        """Skip ``n`` bytes (``seek`` when possible). Raises :class:`Truncated` past the end."""
+        if n < 0:
+            raise PickleError("negative length", self.offset)
+        avail = len(self.buf) - self.pos
+        if n <= avail:
+            self.pos += n
+            return
+        n -= avail
+        self.consumed += len(self.buf)
+        self.buf, self.pos = b"", 0
+        if self.remaining is not None and n > self.remaining:
+            self.consumed += self.remaining
+            self._discard(self.remaining)
+            self.remaining = 0
+            raise Truncated(f"payload of {n + avail} bytes runs past the end of the stream", self.offset)
+        if n > (1 << 62):  # no stream is this long; seek() would overflow
+            raise Truncated(f"payload of {n + avail} bytes runs past the end of the stream", self.offset)
+        if self.seekable:
+            try:
+                self.stream.seek(n, io.SEEK_CUR)
+                if self.remaining is not None:
+                    self.remaining -= n
+                self.consumed += n
+                return
+            except (OSError, ValueError):
+                self.seekable = False
+        done = self._discard(n)
+        self.consumed += done
+        if self.remaining is not None:
+            self.remaining -= done
+        if done < n:
+            self.remaining = 0
+            raise Truncated(f"payload of {n + avail} bytes runs past the end of the stream", self.offset)
+
+    def _discard(self, n: int) -> int:
+        done = 0
+        while done < n:
+            data = self.stream.read(min(CHUNK, n - done))
+            if not data:
+                break
+            done += len(data)
+        return done
+
+    def read_some(self, n: int) -> bytes:
+        """Up to ``n`` bytes (fewer only at the end), consumed."""
+        if len(self.buf) - self.pos < n:
+            self._fill(n)
+        end = min(len(self.buf), self.pos + n)
+        out = self.buf[self.pos : end]
+        self.pos = end
+        return out
+
+
+class _LineTooLong(Exception):
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+
+# ---------------------------------------------------------------------------------------------
+# Symbolic values
+
+
+class Global:
+    """An imported object (``module.name``) as the unpickler's ``find_class`` would return it."""
+
+    __slots__ = ("module", "name", "offset", "verdict")
+
+    def __init__(self, module: str, name: str, offset: int, verdict: Verdict) -> None:
+        self.module, self.name, self.offset, self.verdict = module, name, offset, verdict
+
+    def __repr__(self) -> str:
+        return f"Global({self.module}.{self.name})"
+
+
+class Call:
+    """What calling ``func`` with ``args`` would return (``kind``: REDUCE, NEWOBJ, OBJ, INST…)."""
+
+    __slots__ = ("args", "func", "kind", "kwargs", "offset", "state")
+
+    def __init__(self, func: Any, args: Any, kind: str, offset: int, kwargs: Any = None) -> None:
+        self.func, self.args, self.kind, self.offset, self.kwargs = func, args, kind, offset, kwargs
+        self.state: Any = None
+
+    def __repr__(self) -> str:
+        return f"Call({describe(self)})"
+
+
+class Ref:
+    """A persistent reference (``PERSID``/``BINPERSID``): resolved by the loader's ``persistent_load``."""
+
+    __slots__ = ("offset", "pid")
+
+    def __init__(self, pid: Any, offset: int) -> None:
+        self.pid, self.offset = pid, offset
+
+
+class Ext:
+    """An ``EXT1/2/4`` code: resolved through the ``copyreg`` extension registry of the loader."""
+
+    __slots__ = ("code", "offset")
+
+    def __init__(self, code: int, offset: int) -> None:
+        self.code, self.offset = code, offset
+
+
+class Blob:
+    """A large string/bytes/int that was skipped (``kind``, ``size`` in bytes)."""
+
+    __slots__ = ("kind", "size")
+
+    def __init__(self, kind: str, size: int) -> None:
+        self.kind, self.size = kind, size
+
+
+class Dynamic:
+    """The result of a ``STACK_GLOBAL`` whose operands are not plain strings."""
+
+    __slots__ = ("module", "name", "offset")
+
+    def __init__(self, module: Any, name: Any, offset: int) -> None:
+        self.module, self.name, self.offset = module, name, offset
+
+
+class _Unknown:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<?>"
+
+
+UNKNOWN = _Unknown()
+
+
+class PList:
+    """A list being built (``EMPTY_LIST`` + ``APPEND(S)``); keeps the first items, counts all."""
+
+    __slots__ = ("count", "items")
+    kind = "list"
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.count = 0
+
+
+class PDict:
+    """A dict being built; ``items`` holds ``(key, value)`` pairs."""
+
+    __slots__ = ("count", "items")
+    kind = "dict"
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, Any]] = []
+        self.count = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for k, v in self.items:
+            if k == key:
+                return v
+        return default
+
+    def has(self, key: str) -> bool:
+        return any(k == key for k, _ in self.items)
+
+
+class PSet:
+    __slots__ = ("count", "items", "kind")
+
+    def __init__(self, kind: str) -> None:
+        self.items: list[Any] = []
+        self.count = 0
+        self.kind = kind
+
+
+@dataclass
+class Issue:
+    """Something the scan found. ``rule`` is a finding rule (``pickle.unsafe-global``…)."""
+
+    severity: Severity
+    rule: str
+    message: str
+    evidence: str
+    offset: int = -1
+
+
+@dataclass
+class _ImportRecord:
+    verdict: Verdict
+    module: str
+    name: str
+    offset: int
+    count: int = 0
+    calls: list[str] = field(default_factory=list)
+    benign_calls: int = 0
+    bad_calls: int = 0
+    escaped: bool = False
+    hidden: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Describing and resolving values
+
+_SENSITIVE = frozenset({"builtins.getattr"})
+_GETATTR = frozenset({"builtins.getattr", "operator.attrgetter"})
+_IMPORTERS = frozenset(
+    {
+        "builtins.__import__",
+        "importlib.import_module",
+        "importlib.__import__",
+        "importlib._bootstrap._gcd_import",
+        "importlib._bootstrap.__import__",
+        "importlib._bootstrap._find_and_load",
+        "importlib.util.find_spec",
+        "importlib.reload",
+        "pydoc.locate",
+        "pkgutil.resolve_name",
+        "sys.modules.get",
+        "sys.modules.__getitem__",
+    }
+)
+_RETURNS_EXISTING = _GETATTR | _IMPORTERS | frozenset({"operator.getitem", "operator.itemgetter"})
+
+
+def describe(v: Any, depth: int = 0) -> str:
+    """A short, bounded text form of a symbolic value (used as evidence).
+
+    >>> describe(("a", 1, b"x"))
+    "('a', 1, b'x')"
+    """
+    if depth > 3:
+        return "…"
+    t = type(v)
+    if t is str:
+        return repr(v if len(v) <= 60 else v[:57] + "...")
+    if t is bytes or t is bytearray:
+        return repr(bytes(v[:24])) + ("..." if len(v) > 24 else "")
+    if t is Global:
+        return f"{v.module}.{v.name}"
+    if t is Call:
+        args = v.args
+        inner = (
+            ", ".join(describe(a, depth + 1) for a in args[:4])
+            if type(args) is tuple
+            else "*" + describe(args, depth + 1)
+        )
+        if type(args) is tuple and len(args) > 4:
+            inner += ", ..."
+        if v.kwargs is not None:
+            inner += (", " if inner else "") + "**" + describe(v.kwargs, depth + 1)
+        return f"{describe(v.func, depth + 1)}({inner})"
+    if t is tuple:
+        inner = ", ".join(describe(a, depth + 1) for a in v[:4])
+        return "(" + inner + (", ...)" if len(v) > 4 else ",)" if len(v) == 1 else ")")
+    if t is PList or t is PSet:
+        inner = ", ".join(describe(a, depth + 1) for a in v.items[:4])
+        return "[" + inner + (", ...]" if v.count > 4 else "]")
+    if t is PDict:
+        inner = ", ".join(f"{describe(k, depth + 1)}: {describe(x, depth + 1)}" for k, x in v.items[:3])
+        return "{" + inner + (", ...}" if v.count > 3 else "}")
+    if t is Ref:
+        return f"<persistent {describe(v.pid, depth + 1)}>"
+    if t is Ext:
+        return f"<extension code {v.code}>"
+    if t is Blob:
+        return f"<{v.kind} of {v.size} bytes>"
+    if t is Dynamic:
+        return f"<STACK_GLOBAL {describe(v.module, depth + 1)} {describe(v.name, depth + 1)}>"
+    if v is UNKNOWN:
+        return "<?>"
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _qual(g: Global) -> str:
+    return g.verdict.qualified
+
+
+def resolve(v: Any, depth: int = 0) -> tuple[str, str] | None:
+    """What a value refers to as ``(module, qualname)`` when it can be known statically.
+
+    ``Global`` → itself; ``getattr(X, 'a')`` → X + ``.a``; ``__import__('os')`` /
+    ``importlib.import_module('os')`` → ``('os', '')``; ``attrgetter('a')(X)`` → X + ``.a``;
+    ``functools.partial(f, …)`` → f; ``pkgutil.resolve_name('os:system')`` → ``('os', 'system')``.
+    """
+    if depth > 8:
+        return None
+    t = type(v)
+    if t is Global:
+        return v.verdict.module, v.verdict.name
+    if t is not Call:
+        return None
+    f = v.func
+    args = v.args if type(v.args) is tuple else ()
+    fq = ".".join(p for p in resolve(f, depth + 1) or () if p) if type(f) is not Call else None
+    if fq == "builtins.getattr" and len(args) >= 2 and type(args[1]) is str:
+        base = resolve(args[0], depth + 1)
+        if base is None:
+            return None
+        return base[0], f"{base[1]}.{args[1]}" if base[1] else args[1]
+    if fq in _IMPORTERS and args and type(args[0]) is str:
+        target = args[0]
+        if fq == "pkgutil.resolve_name" and ":" in target:
+            mod, _, attr = target.partition(":")
+            return mod, attr
+        if fq in ("pydoc.locate", "pkgutil.resolve_name") and "." in target:
+            mod, _, attr = target.rpartition(".")
+            return mod, attr
+        return target, ""
+    if fq == "functools.partial" and args:
+        return resolve(args[0], depth + 1)
+    if type(f) is Call:  # attrgetter('a.b')(obj), methodcaller('m')(obj), partial(...)(...)
+        inner = f.func
+        iq = ".".join(p for p in resolve(inner, depth + 1) or () if p) if type(inner) is Global else None
+        fargs = f.args if type(f.args) is tuple else ()
+        if iq == "operator.attrgetter" and fargs and type(fargs[0]) is str and args:
+            base = resolve(args[0], depth + 1)
+            if base is None:
+                return None
+            return base[0], f"{base[1]}.{fargs[0]}" if base[1] else fargs[0]
+        if iq == "functools.partial" and fargs:
+            return resolve(fargs[0], depth + 1)
+    return None
+
+
+def _resolved_text(r: tuple[str, str] | None) -> str:
+    if r is None:
+        return "<unresolved>"
+    return f"{r[0]}.{r[1]}" if r[1] else f"<module {r[0]}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# The VM
+
+
+class PickleVM:
+    """Simulate unpickling of a stream (see the module docstring).
+
+    ``judge(module, name)`` decides about each import; ``max_ops``/``max_memo``/``max_stack``
+    bound the work. Call :meth:`run_all` (several pickles, one after another) or :meth:`run_one`,
+    then :meth:`finish` for the issues.
+
+    >>> import io
+    >>> from mlflow_plugin.scanner.allowlist import judge
+    >>> data = bytes.fromhex("80048c0a636f6c6c656374696f6e73948c0b4f726465726564446963749493942952942e")
+    >>> vm = PickleVM(Reader(io.BytesIO(data)), judge)
+    >>> vm.run_all(); vm.finish()
+    []
+    """
+
+    def __init__(
+        self,
+        reader: Reader,
+        judge: Judge,
+        *,
+        max_ops: int = 50_000_000,
+        max_memo: int = 10_000_000,
+        max_stack: int = 1_000_000,
+        joblib: bool = True,
+        probe: bool = False,
+    ) -> None:
+        self.r = reader
+        self.judge_fn = judge
+        self.max_ops, self.max_memo, self.max_stack = max_ops, max_memo, max_stack
+        self.joblib = joblib
+        self.probe = probe  # searching data for hidden pickles: no limits issues, imports only
+        self.ops = 0
+        self.imports: dict[tuple[str, str], _ImportRecord] = {}
+        self.issues: list[Issue] = []
+        self._issue_keys: set[tuple[str, str]] = set()
+        self._verdicts: dict[tuple[str, str], Verdict] = {}
+        self.retained = 0
+        self.pickles = 0  # pickles completed
+        self.results: list[Any] = []  # the value each completed pickle returned (bounded)
+        self.torch_storages: dict[str, tuple[str, int]] = {}  # key -> (storage type, numel)
+        self.errors = 0
+        self.first_error: PickleError | None = None
+        self.sensitive_live = False
+        self.joblib_arrays = 0
+        self.nested = 0
+        self.probe_budget = PROBE_BUDGET
+        self._reset()
+        self._handlers: list[Callable[[], bool | None] | None] = [None] * 256
+        for code, fn in self._table().items():
+            self._handlers[code] = fn
+
+    # -- state ----------------------------------------------------------------------------
+    def _reset(self) -> None:
+        self.stack: list[Any] = []
+        self.marks: list[int] = []
+        self.memo: dict[int, Any] = {}
+        self.proto = 0
+        self.tolerant = False
+        self.start = self.r.offset
+        self.op_offset = self.start
+
+    # -- issues ---------------------------------------------------------------------------
+    def issue(
+        self, severity: Severity, rule: str, message: str, evidence: str = "", offset: int = -1
+    ) -> None:
+        key = (rule, evidence or message)
+        if key in self._issue_keys:
+            return
+        if len(self.issues) >= MAX_ISSUES:
+            return
+        self._issue_keys.add(key)
+        self.issues.append(Issue(severity, rule, message, evidence, self.op_offset if offset < 0 else offset))
+
+    def _err(self, msg: str) -> None:
+        """A structural error: strict mode stops the pickle; tolerant mode records it and goes on."""
+        err = PickleError(msg, self.op_offset)
+        self.errors += 1
+        if self.first_error is None:
+            self.first_error = err
+        if not self.tolerant:
+            raise err
+
+    # -- stack helpers --------------------------------------------------------------------
+    def pop(self) -> Any:
+        stack = self.stack
+        fence = self.marks[-1] if self.marks else 0
+        if len(stack) <= fence:
+            self._err("stack underflow")
+            return UNKNOWN
+        return stack.pop()
+
+    def top(self) -> Any:
+        stack = self.stack
+        fence = self.marks[-1] if self.marks else 0
+        if len(stack) <= fence:
+            self._err("stack underflow")
+            return UNKNOWN
+        return stack[-1]
+
+    def pop_mark(self) -> list[Any]:
+        if not self.marks:
+            self._err("MARK not found")
+            items = self.stack[:]
+            self.stack.clear()
+            return items
+        k = self.marks.pop()
+        items = self.stack[k:]
+        del self.stack[k:]
+        return items
+
+    def _retain(self, container: PList | PDict | PSet, items: list[Any]) -> None:
+        n = len(items)
+        container.count += n
+        room = min(CONTAINER_CAP - len(container.items), RETAIN_BUDGET - self.retained)
+        if room > 0:
+            part = items if n <= room else items[:room]
+            container.items.extend(part)
+            self.retained += len(part)
+
+    def _tuple(self, items: list[Any]) -> tuple[Any, ...]:
+        if self.sensitive_live:
+            self._escape_check(items)
+        if len(items) > CONTAINER_CAP:
+            items = items[:CONTAINER_CAP]
+        return tuple(items)
+
+    def _escape_check(self, items: Any) -> None:
+        for it in items:
+            if type(it) is Global and _qual(it) in _SENSITIVE:
+                rec = self.imports.get((it.module, it.name))
+                if rec is not None:
+                    rec.escaped = True
+
+    # -- imports and calls ------------------------------------------------------------------
+    def _global(self, module: str, name: str, opcode: str) -> Global:
+        key = (module, name)
+        v = self._verdicts.get(key)
+        if v is None:
+            v = self.judge_fn(module, name)
+            self._verdicts[key] = v
+        rec = self.imports.get(key)
+        if rec is None:
+            if len(self.imports) >= MAX_IMPORTS:
+                raise LimitExceeded("imports", f"more than {MAX_IMPORTS} distinct globals")
+            rec = self.imports[key] = _ImportRecord(v, module, name, self.op_offset)
+            rec.hidden = self.probe
+        rec.count += 1
+        g = Global(module, name, self.op_offset, v)
+        if v.qualified in _SENSITIVE:
+            self.sensitive_live = True
+        return g
+
+    def _call(self, func: Any, args: Any, kind: str, kwargs: Any = None) -> Call:
+        c = Call(func, args, kind, self.op_offset, kwargs)
+        tf = type(func)
+        if self.sensitive_live:
+            self._escape_check(args if type(args) is tuple else (args,))
+            self._check_method_args(func, args, kwargs)
+        if tf is Global:
+            v = func.verdict
+            if v.allowed:
+                return c
+            rec = self.imports.get((func.module, func.name))
+            if v.qualified in _SENSITIVE:
+                target = resolve(c)
+                tv = self._judge_resolved(target)
+                if (tv is not None and tv.allowed) or _benign_getattr(args):
+                    if rec:
+                        rec.benign_calls += 1
+                    return c
+                if rec:
+                    rec.bad_calls += 1
+                sev = tv.severity if tv is not None and tv.severity is not None else Severity.CRITICAL
+                self.issue(
+                    max(sev, Severity.HIGH),
+                    "pickle.unsafe-call",
+                    f"calls {describe(func)} to reach {_resolved_text(target)}"
+                    + (f" ({tv.reason})" if tv is not None else ""),
+                    describe(c),
+                )
+                return c
+            if rec is not None and len(rec.calls) < 3:
+                d = describe(c)
+                if d not in rec.calls:
+                    rec.calls.append(d)
+            return c
+        if func is UNKNOWN and self.errors:
+            return c  # a consequence of an earlier structural error, already reported
+        # a computed callable: what does it reach?
+        target = resolve(func)
+        tv = self._judge_resolved(target)
+        if tv is not None and tv.allowed:
+            return c
+        if tf is Ref:
+            msg = "calls an object returned by the loader's persistent_load"
+        elif tf is Ext:
+            msg = f"calls the object registered under extension code {func.code}"
+        elif tf is Dynamic:
+            msg = "calls an object imported through a STACK_GLOBAL built from computed values"
+        elif target is not None:
+            msg = f"calls {_resolved_text(target)} through {describe(func)}"
+            if tv is not None:
+                msg += f" ({tv.reason})"
+        else:
+            kind = type(func).__name__.lower()
+            msg = f"calls a computed callable ({kind}); pickles written by Python never do"
+        sev = tv.severity if tv is not None and tv.severity is not None else Severity.CRITICAL
+        self.issue(max(sev, Severity.HIGH), "pickle.indirect-call", msg, describe(c))
+        return c
+
+    def _check_method_args(self, func: Any, args: Any, kwargs: Any) -> None:
+        """A method fetched with getattr and handed to a call (``_rebuild_from_type_v2``,
+        ``__generator_ctor``… call what they receive): judge what it resolves to."""
+        items = list(args) if type(args) is tuple else [args]
+        if type(kwargs) is PDict:
+            items += [v for _, v in kwargs.items]
+        for it in items:
+            if type(it) is not Call or type(it.func) is not Global or _qual(it.func) not in _SENSITIVE:
+                continue
+            target = resolve(it)
+            tv = self._judge_resolved(target)
+            if tv is not None and tv.allowed:
+                continue
+            sev = tv.severity if tv is not None and tv.severity is not None else Severity.CRITICAL
+            self.issue(
+                max(sev, Severity.HIGH),
+                "pickle.unsafe-call",
+                f"passes {_resolved_text(target)} (from getattr) to {describe(func)}, which may call it"
+                + (f" ({tv.reason})" if tv is not None else ""),
+                describe(it),
+            )
+
+    def _judge_resolved(self, target: tuple[str, str] | None) -> Verdict | None:
+        if target is None:
+            return None
+        mod, name = target
+        if not name:  # a module object itself (the result of __import__)
+            return self.judge_fn(mod, "__module__")
+        key = (mod, name)
+        v = self._verdicts.get(key)
+        if v is None:
+            v = self._verdicts[key] = self.judge_fn(mod, name)
+        return v
+
+    # -- running --------------------------------------------------------------------------
+    def run_one(self, *, tolerant: bool | None = None) -> Any:
+        """Run one pickle up to its ``STOP``; returns the value it builds.
+
+        Raises :class:`PickleError`/:class:`Truncated` on malformed input (in tolerant mode only
+        for what cannot be skipped: invalid opcodes, truncation) and :class:`LimitExceeded`.
+        """
+        self._reset()
+        self.tolerant = (self.pickles == 0) if tolerant is None else tolerant
+        r = self.r
+        handlers = self._handlers
+        stack = self.stack
+        marks = self.marks
+        max_depth = self.max_stack
+        max_ops = self.max_ops
+        ops = self.ops
+        try:
+            while True:
+                buf = r.buf
+                pos = r.pos
+                if pos >= len(buf):
+                    r._fill(1)
+                    buf = r.buf
+                    pos = r.pos
+                    if not buf:
+                        raise Truncated("stream ends before the pickle's STOP opcode", r.offset)
+                op = buf[pos]
+                r.pos = pos + 1
+                self.op_offset = r.consumed + pos
+                h = handlers[op]
+                if h is None:
+                    raise PickleError(f"invalid opcode 0x{op:02x}", self.op_offset)
+                ops += 1
+                if ops > max_ops:
+                    raise LimitExceeded("ops", f"more than {max_ops} opcodes")
+                if h():
+                    break
+                if len(stack) > max_depth or len(marks) > max_depth:
+                    raise LimitExceeded("stack", f"stack deeper than {max_depth} items or marks")
+        finally:
+            self.ops = ops
+        self.pickles += 1
+        result = self.stack.pop() if self.stack else UNKNOWN
+        if len(self.results) < 16:
+            self.results.append(result)
+        if self.sensitive_live and type(result) is Global:
+            self._escape_check((result,))
+        return result
+
+    def run_all(self) -> None:
+        """Run every pickle of the stream; stop quietly at trailing non-pickle data."""
+        while True:
+            b = self.r.peek()
+            if b < 0:
+                return
+            if self.pickles > 0 and b not in OPCODES:
+                return
+            self.run_one()
+
+    def run_nested(self) -> Any:
+        """Run a pickle embedded in the current one (joblib object arrays), then resume."""
+        saved = (self.stack, self.marks, self.memo, self.proto, self.tolerant, self.start)
+        try:
+            self.stack, self.marks, self.memo = [], [], {}
+            self.proto, self.start = 0, self.r.offset
+            return self._run_nested_body()
+        finally:
+            (self.stack, self.marks, self.memo, self.proto, self.tolerant, self.start) = saved
+
+    def _run_nested_body(self) -> Any:
+        r = self.r
+        handlers = self._handlers
+        while True:
+            b = r.peek()
+            if b < 0:
+                raise Truncated("stream ends inside a nested pickle", r.offset)
+            r.pos += 1
+            self.op_offset = r.offset - 1
+            h = handlers[b]
+            if h is None:
+                raise PickleError(f"invalid opcode 0x{b:02x} in a nested pickle", self.op_offset)
+            self.ops += 1
+            if self.ops > self.max_ops:
+                raise LimitExceeded("ops", f"more than {self.max_ops} opcodes")
+            if h():
+                return self.stack.pop() if self.stack else UNKNOWN
+            if len(self.stack) + len(self.marks) > self.max_stack:
+                raise LimitExceeded("stack", f"stack deeper than {self.max_stack} items/marks")
+
+    # -- results ----------------------------------------------------------------------------
+    def finish(self) -> list[Issue]:
+        """All issues, with one per non-allowlisted import (sorted by offset)."""
+        out = list(self.issues)
+        shown = 0
+        bad = [rec for rec in self.imports.values() if not rec.verdict.allowed]
+        for rec in bad:
+            v = rec.verdict
+            if shown >= MAX_IMPORT_ISSUES:
+                worst = max(r.verdict.severity or Severity.HIGH for r in bad)
+                out.append(
+                    Issue(
+                        worst,
+                        "pickle.unknown-global",
+                        f"{len(bad) - shown} more non-allowlisted globals (not listed one by one)",
+                        "...",
+                        rec.offset,
+                    )
+                )
+                break
+            shown += 1
+            if v.qualified in _SENSITIVE and rec.benign_calls and not rec.bad_calls and not rec.escaped:
+                continue  # getattr(<allowlisted class>, '<allowlisted method>') only (zoneinfo, …)
+            sev = v.severity or Severity.HIGH
+            alias = (
+                ""
+                if (rec.module, rec.name) == (v.module, v.name)
+                else f" (imported as {rec.module}.{rec.name})"
+            )
+            called = f"; called as {rec.calls[0]}" if rec.calls else ""
+            msg = f"imports {v.qualified}{alias}: {v.reason}{called}"
+            rule = "pickle.unsafe-global" if v.rule == "unsafe-global" else "pickle.unknown-global"
+            if rec.hidden:
+                msg = "in data after the last pickle, a pickle " + msg
+            out.append(Issue(sev, rule, msg, v.qualified, rec.offset))
+        out.sort(key=lambda i: (i.offset, -int(i.severity)))
+        return out
+
+    # -- opcode table ---------------------------------------------------------------------
+    def _table(self) -> dict[int, Callable[[], bool | None]]:
+        r = self.r
+
+        def memo_put(idx: int) -> None:
+            if idx < 0:
+                self._err("negative memo index")
+                return
+            stack = self.stack
+            fence = self.marks[-1] if self.marks else 0
+            if len(stack) <= fence:
+                self._err("memo PUT on an empty stack")
+                return
+            memo = self.memo
+            if idx not in memo and len(memo) >= self.max_memo:
+                raise LimitExceeded("memo", f"more than {self.max_memo} memo slots")
+            memo[idx] = stack[-1]
+
+        def memo_get(idx: int) -> None:
+            try:
+                self.stack.append(self.memo[idx])
+            except KeyError:
+                self._err(f"memo slot {idx} was never set")
+                self.stack.append(UNKNOWN)
+
+        def text_int(line: bytes) -> int:
+            try:
+                return int(line.strip() or b"x")
+            except ValueError:
+                self._err("bad integer argument")
+                return -1
+
+        def line() -> bytes:
+            try:
+                return r.readline()
+            except _LineTooLong as e:
+                raise PickleError(f"text argument of {e.length} bytes", self.op_offset) from None
+
+        def long_line(kind: str) -> Any:
+            """A text argument that may be large (strings): keep small ones, count big ones."""
+            try:
+                return r.readline(KEEP_STR)
+            except _LineTooLong as e:
+                return Blob(kind, e.length)
+
+        # -- structure
+        def MARK() -> None:
+            self.marks.append(len(self.stack))
+
+        def STOP() -> bool:
+            return True
+
+        def POP() -> None:
+            stack = self.stack
+            fence = self.marks[-1] if self.marks else 0
+            if len(stack) > fence:
+                stack.pop()
+            elif self.marks:
+                self.marks.pop()
+            else:
+                self._err("POP on an empty stack")
+
+        def POP_MARK() -> None:
+            self.pop_mark()
+
+        def DUP() -> None:
+            self.stack.append(self.top())
+
+        def PROTO() -> None:
+            p = r.take(1)
+            self.proto = r.buf[p]
+            if self.proto > 5:
+                self._err(f"unsupported pickle protocol {self.proto}")
+
+        def FRAME() -> None:
+            p = r.take(8)
+            n = _U8(r.buf, p)[0]
+            if r.remaining is not None and n > r.remaining + len(r.buf) - r.pos:
+                self._err(f"FRAME of {n} bytes runs past the end of the stream")
+
+        # -- scalars
+        def NONE() -> None:
+            self.stack.append(None)
+
+        def NEWTRUE() -> None:
+            self.stack.append(True)
+
+        def NEWFALSE() -> None:
+            self.stack.append(False)
+
+        def INT() -> None:
+            s = line()
+            if s in (b"00", b"01"):
+                self.stack.append(s == b"01")
+            else:
+                self.stack.append(text_int(s))
+
+        def BININT() -> None:
+            p = r.take(4)
+            self.stack.append(_I4(r.buf, p)[0])
+
+        def BININT1() -> None:
+            p = r.take(1)
+            self.stack.append(r.buf[p])
+
+        def BININT2() -> None:
+            p = r.take(2)
+            self.stack.append(_U2(r.buf, p)[0])
+
+        def LONG() -> None:
+            s = long_line("long")
+            if type(s) is Blob:
+                self.stack.append(s)
+                return
+            s = s.rstrip(b"L")
+            try:
+                self.stack.append(int(s) if len(s) < 4000 else Blob("long", len(s)))
+            except ValueError:
+                self._err("bad LONG argument")
+                self.stack.append(UNKNOWN)
+
+        def LONG1() -> None:
+            p = r.take(1)
+            n = r.buf[p]
+            p = r.take(n)
+            self.stack.append(int.from_bytes(r.buf[p : p + n], "little", signed=True))
+
+        def LONG4() -> None:
+            p = r.take(4)
+            n = _I4(r.buf, p)[0]
+            if n < 0:
+                self._err("negative LONG4 length")
+                self.stack.append(UNKNOWN)
+                return
+            if n > 1024:
+                r.skip(n)
+                self.stack.append(Blob("long", n))
+                return
+            p = r.take(n)
+            self.stack.append(int.from_bytes(r.buf[p : p + n], "little", signed=True))
+
+        def FLOAT() -> None:
+            s = line()
+            try:
+                self.stack.append(float(s))
+            except ValueError:
+                self._err("bad FLOAT argument")
+                self.stack.append(UNKNOWN)
+
+        def BINFLOAT() -> None:
+            p = r.take(8)
+            self.stack.append(_F8(r.buf, p)[0])
+
+        # -- strings and bytes
+        def sized(n: int, kind: str) -> Any:
+            if n > KEEP_STR:
+                r.skip(n)
+                return Blob(kind, n)
+            p = r.take(n)
+            data = r.buf[p : p + n]
+            if kind == "str":
+                try:
+                    return data.decode("utf-8", "surrogatepass")
+                except UnicodeDecodeError:
+                    self._err("string is not valid UTF-8")
+                    return UNKNOWN
+            if kind == "bytestring":
+                return data.decode("latin-1")
+            return data
+
+        def STRING() -> None:
+            s = long_line("bytestring")
+            if type(s) is Blob:
+                self.stack.append(s)
+                return
+            s = s.rstrip()
+            if len(s) >= 2 and s[:1] == s[-1:] and s[:1] in (b"'", b'"'):
+                try:
+                    self.stack.append(codecs.escape_decode(s[1:-1])[0].decode("latin-1"))
+                    return
+                except (ValueError, UnicodeDecodeError):
+                    pass
+            self._err("STRING argument is not a quoted string")
+            self.stack.append(UNKNOWN)
+
+        def BINSTRING() -> None:
+            p = r.take(4)
+            n = _I4(r.buf, p)[0]
+            if n < 0:
+                self._err("negative BINSTRING length")
+                self.stack.append(UNKNOWN)
+                return
+            self.stack.append(sized(n, "bytestring"))
+
+        def SHORT_BINSTRING() -> None:
+            p = r.take(1)
+            self.stack.append(sized(r.buf[p], "bytestring"))
+
+        def UNICODE() -> None:
+            s = long_line("str")
+            if type(s) is Blob:
+                self.stack.append(s)
+                return
+            try:
+                self.stack.append(s.decode("raw-unicode-escape"))
+            except UnicodeDecodeError:
+                self._err("bad UNICODE argument")
+                self.stack.append(UNKNOWN)
+
+        def BINUNICODE() -> None:
+            p = r.take(4)
+            self.stack.append(sized(_U4(r.buf, p)[0], "str"))
+
+        def SHORT_BINUNICODE() -> None:
+            p = r.take(1)
+            self.stack.append(sized(r.buf[p], "str"))
+
+        def BINUNICODE8() -> None:
+            p = r.take(8)
+            self.stack.append(sized(_U8(r.buf, p)[0], "str"))
+
+        def BINBYTES() -> None:
+            p = r.take(4)
+            self.stack.append(sized(_U4(r.buf, p)[0], "bytes"))
+
+        def SHORT_BINBYTES() -> None:
+            p = r.take(1)
+            self.stack.append(sized(r.buf[p], "bytes"))
+
+        def BINBYTES8() -> None:
+            p = r.take(8)
+            self.stack.append(sized(_U8(r.buf, p)[0], "bytes"))
+
+        def BYTEARRAY8() -> None:
+            p = r.take(8)
+            self.stack.append(sized(_U8(r.buf, p)[0], "bytearray"))
+
+        def NEXT_BUFFER() -> None:
+            self.stack.append(Blob("out-of-band buffer", -1))
+
+        def READONLY_BUFFER() -> None:
+            self.top()
+
+        # -- containers
+        def EMPTY_LIST() -> None:
+            self.stack.append(PList())
+
+        def LIST() -> None:
+            lst = PList()
+            items = self.pop_mark()
+            if self.sensitive_live:
+                self._escape_check(items)
+            self._retain(lst, items)
+            self.stack.append(lst)
+
+        def _mutate_target(target: Any, what: str) -> None:
+            if type(target) is Global or (type(target) is Call and _returns_existing(target)):
+                self.issue(
+                    Severity.CRITICAL,
+                    "pickle.mutate-global",
+                    f"{what} modifies an imported object (monkey-patching the loading process)",
+                    describe(target),
+                )
+
+        def APPEND() -> None:
+            v = self.pop()
+            lst = self.top()
+            if type(lst) is PList:
+                if self.sensitive_live:
+                    self._escape_check((v,))
+                self._retain(lst, [v])
+            else:
+                if self.sensitive_live:
+                    self._escape_check((v,))
+                _mutate_target(lst, "APPEND")
+
+        def APPENDS() -> None:
+            items = self.pop_mark()
+            lst = self.top()
+            if type(lst) is PList:
+                if self.sensitive_live:
+                    self._escape_check(items)
+                self._retain(lst, items)
+            else:
+                if self.sensitive_live:
+                    self._escape_check(items)
+                _mutate_target(lst, "APPENDS")
+
+        def EMPTY_DICT() -> None:
+            self.stack.append(PDict())
+
+        def DICT() -> None:
+            items = self.pop_mark()
+            d = PDict()
+            if self.sensitive_live:
+                self._escape_check(items)
+            if len(items) % 2:
+                self._err("DICT with an odd number of items")
+            self._retain(d, list(zip(items[::2], items[1::2], strict=False)))
+            self.stack.append(d)
+
+        def SETITEM() -> None:
+            v = self.pop()
+            k = self.pop()
+            d = self.top()
+            if type(d) is PDict:
+                if self.sensitive_live:
+                    self._escape_check((k, v))
+                self._retain(d, [(k, v)])
+            else:
+                if self.sensitive_live:
+                    self._escape_check((k, v))
+                _mutate_target(d, "SETITEM")
+
+        def SETITEMS() -> None:
+            items = self.pop_mark()
+            d = self.top()
+            if len(items) % 2:
+                self._err("SETITEMS with an odd number of items")
+            if type(d) is PDict:
+                if self.sensitive_live:
+                    self._escape_check(items)
+                self._retain(d, list(zip(items[::2], items[1::2], strict=False)))
+            else:
+                if self.sensitive_live:
+                    self._escape_check(items)
+                _mutate_target(d, "SETITEMS")
+
+        def EMPTY_TUPLE() -> None:
+            self.stack.append(())
+
+        def TUPLE() -> None:
+            self.stack.append(self._tuple(self.pop_mark()))
+
+        def TUPLE1() -> None:
+            self.stack.append(self._tuple([self.pop()]))
+
+        def TUPLE2() -> None:
+            b = self.pop()
+            a = self.pop()
+            self.stack.append(self._tuple([a, b]))
+
+        def TUPLE3() -> None:
+            c = self.pop()
+            b = self.pop()
+            a = self.pop()
+            self.stack.append(self._tuple([a, b, c]))
+
+        def EMPTY_SET() -> None:
+            self.stack.append(PSet("set"))
+
+        def ADDITEMS() -> None:
+            items = self.pop_mark()
+            s = self.top()
+            if type(s) is PSet:
+                if self.sensitive_live:
+                    self._escape_check(items)
+                self._retain(s, items)
+            else:
+                if self.sensitive_live:
+                    self._escape_check(items)
+                _mutate_target(s, "ADDITEMS")
+
+        def FROZENSET() -> None:
+            s = PSet("frozenset")
+            items = self.pop_mark()
+            if self.sensitive_live:
+                self._escape_check(items)
+            self._retain(s, items)
+            self.stack.append(s)
+
+        # -- memo
+        def PUT() -> None:
+            memo_put(text_int(line()))
+
+        def BINPUT() -> None:
+            p = r.take(1)
+            memo_put(r.buf[p])
+
+        def LONG_BINPUT() -> None:
+            p = r.take(4)
+            memo_put(_U4(r.buf, p)[0])
+
+        def MEMOIZE() -> None:
+            memo_put(len(self.memo))
+
+        def GET() -> None:
+            memo_get(text_int(line()))
+
+        def BINGET() -> None:
+            p = r.take(1)
+            memo_get(r.buf[p])
+
+        def LONG_BINGET() -> None:
+            p = r.take(4)
+            memo_get(_U4(r.buf, p)[0])
+
+        # -- imports
+        def decode_name(raw: bytes) -> str | None:
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self._err("module or name is not valid UTF-8")  # the unpickler fails: no import
+                return None
+
+        def GLOBAL() -> None:
+            module = decode_name(line())
+            name = decode_name(line())
+            if module is None or name is None:
+                self.stack.append(UNKNOWN)
+                return
+            self.stack.append(self._global(module, name, "GLOBAL"))
+
+        def STACK_GLOBAL() -> None:
+            name = self.pop()
+            module = self.pop()
+            if type(module) is str and type(name) is str:
+                self.stack.append(self._global(module, name, "STACK_GLOBAL"))
+                return
+            if (module is UNKNOWN or name is UNKNOWN) and self.errors:
+                self.stack.append(UNKNOWN)
+                return
+            d = Dynamic(module, name, self.op_offset)
+            self.issue(
+                Severity.CRITICAL,
+                "pickle.dynamic-global",
+                "STACK_GLOBAL imports a name built from computed values, not plain strings "
+                "(a scanner-evasion technique)",
+                f"{describe(module)} . {describe(name)}",
+            )
+            self.stack.append(d)
+
+        def INST() -> None:
+            module = decode_name(line())
+            name = decode_name(line())
+            if module is None or name is None:
+                self.pop_mark()
+                self.stack.append(UNKNOWN)
+                return
+            g = self._global(module, name, "INST")
+            args = self._tuple(self.pop_mark())
+            self.stack.append(self._call(g, args, "INST"))
+
+        def OBJ() -> None:
+            items = self.pop_mark()
+            if not items:
+                self._err("OBJ without a class")
+                self.stack.append(UNKNOWN)
+                return
+            self.stack.append(self._call(items[0], self._tuple(items[1:]), "OBJ"))
+
+        def REDUCE() -> None:
+            args = self.pop()
+            func = self.pop()
+            self.stack.append(self._call(func, args, "REDUCE"))
+
+        def NEWOBJ() -> None:
+            args = self.pop()
+            cls = self.pop()
+            self.stack.append(self._call(cls, args, "NEWOBJ"))
+
+        def NEWOBJ_EX() -> None:
+            kwargs = self.pop()
+            args = self.pop()
+            cls = self.pop()
+            self.stack.append(self._call(cls, args, "NEWOBJ_EX", kwargs))
+
+        def BUILD() -> None:
+            state = self.pop()
+            target = self.top()
+            if self.sensitive_live:
+                self._escape_check((state,))
+            tt = type(target)
+            if tt is Call:
+                target.state = state
+                if _returns_existing(target):
+                    self.issue(
+                        Severity.CRITICAL,
+                        "pickle.mutate-global",
+                        "BUILD sets attributes on an existing object reached through "
+                        f"{describe(target.func)} (monkey-patching)",
+                        describe(target),
+                    )
+                elif (
+                    self.joblib
+                    and type(target.func) is Global
+                    and _qual(target.func) == "joblib.numpy_pickle.NumpyArrayWrapper"
+                ):
+                    self._joblib_array(target)
+            elif tt is Global or tt is Dynamic or tt is Ext:
+                self.issue(
+                    Severity.CRITICAL,
+                    "pickle.mutate-global",
+                    "BUILD sets attributes on an imported object (monkey-patching the loading process)",
+                    f"{describe(target)} <- {describe(state)}",
+                )
+
+        # -- persistent ids, extensions
+        def PERSID() -> None:
+            pid = line().decode("latin-1", "replace")
+            self._persistent(pid)
+
+        def BINPERSID() -> None:
+            self._persistent(self.pop())
+
+        def ext(n: int, fmt: Callable[..., tuple[int]]) -> None:
+            p = r.take(n)
+            code = fmt(r.buf, p)[0]
+            if code <= 0:
+                self._err("EXT code must be positive")
+            self.issue(
+                Severity.HIGH,
+                "pickle.ext-code",
+                f"uses copyreg extension code {code}: it resolves to whatever the loading process "
+                "registered, which no default Python registers",
+                f"EXT code {code}",
+            )
+            self.stack.append(Ext(code, self.op_offset))
+
+        def EXT1() -> None:
+            ext(1, _U1)
+
+        def EXT2() -> None:
+            ext(2, _U2)
+
+        def EXT4() -> None:
+            ext(4, _I4)
+
+        names = {
+            b"(": MARK,
+            b".": STOP,
+            b"0": POP,
+            b"1": POP_MARK,
+            b"2": DUP,
+            b"F": FLOAT,
+            b"I": INT,
+            b"J": BININT,
+            b"K": BININT1,
+            b"L": LONG,
+            b"M": BININT2,
+            b"N": NONE,
+            b"P": PERSID,
+            b"Q": BINPERSID,
+            b"R": REDUCE,
+            b"S": STRING,
+            b"T": BINSTRING,
+            b"U": SHORT_BINSTRING,
+            b"V": UNICODE,
+            b"X": BINUNICODE,
+            b"a": APPEND,
+            b"b": BUILD,
+            b"c": GLOBAL,
+            b"d": DICT,
+            b"}": EMPTY_DICT,
+            b"e": APPENDS,
+            b"g": GET,
+            b"h": BINGET,
+            b"i": INST,
+            b"j": LONG_BINGET,
+            b"l": LIST,
+            b"]": EMPTY_LIST,
+            b"o": OBJ,
+            b"p": PUT,
+            b"q": BINPUT,
+            b"r": LONG_BINPUT,
+            b"s": SETITEM,
+            b"t": TUPLE,
+            b")": EMPTY_TUPLE,
+            b"u": SETITEMS,
+            b"G": BINFLOAT,
+            b"\x80": PROTO,
+            b"\x81": NEWOBJ,
+            b"\x82": EXT1,
+            b"\x83": EXT2,
+            b"\x84": EXT4,
+            b"\x85": TUPLE1,
+            b"\x86": TUPLE2,
+            b"\x87": TUPLE3,
+            b"\x88": NEWTRUE,
+            b"\x89": NEWFALSE,
+            b"\x8a": LONG1,
+            b"\x8b": LONG4,
+            b"B": BINBYTES,
+            b"C": SHORT_BINBYTES,
+            b"\x8c": SHORT_BINUNICODE,
+            b"\x8d": BINUNICODE8,
+            b"\x8e": BINBYTES8,
+            b"\x8f": EMPTY_SET,
+            b"\x90": ADDITEMS,
+            b"\x91": FROZENSET,
+            b"\x92": NEWOBJ_EX,
+            b"\x93": STACK_GLOBAL,
+            b"\x94": MEMOIZE,
+            b"\x95": FRAME,
+            b"\x96": BYTEARRAY8,
+            b"\x97": NEXT_BUFFER,
+            b"\x98": READONLY_BUFFER,
+        }
+        return {k[0]: v for k, v in names.items()}
+
+    # -- persistent references ---------------------------------------------------------------
+    def _persistent(self, pid: Any) -> None:
+        ref = Ref(pid, self.op_offset)
+        if type(pid) is tuple and pid and pid[0] == "storage" and len(pid) >= 5:
+            st = pid[1]
+            if type(st) is Global and (st.name.endswith("Storage") or st.name == "UntypedStorage"):
+                key = pid[2]
+                if type(key) is str and len(self.torch_storages) < 1_000_000:
+                    numel = pid[4] if type(pid[4]) is int else -1
+                    self.torch_storages[key] = (st.name, numel)
+                self.stack.append(ref)
+                return
+        if type(pid) is tuple and len(pid) >= 2 and pid[0] == "module" and type(pid[1]) is Global:
+            # legacy torch: ('module', cls, source_file, source); persistent_load returns cls (the
+            # source is only compared, never run)
+            self.stack.append(pid[1])
+            return
+        self.issue(
+            Severity.LOW,
+            "pickle.persistent-id",
+            "uses a persistent id: the loader's persistent_load decides what it becomes",
+            describe(pid),
+        )
+        self.stack.append(ref)
+
+    # -- joblib arrays ---------------------------------------------------------------------
+    def _joblib_array(self, wrapper: Call) -> None:
+        """Skip the raw array bytes joblib writes right after a NumpyArrayWrapper's BUILD."""
+        state = wrapper.state
+        if type(state) is not PDict:
+            self.issue(
+                Severity.MEDIUM,
+                "pickle.malformed",
+                "joblib array wrapper without its metadata",
+                describe(state),
+            )
+            return
+        shape = state.get("shape")
+        dtype = state.get("dtype")
+        size = _dtype_size(dtype)
+        self.joblib_arrays += 1
+        if size == "object":
+            if self.nested >= MAX_NESTED:
+                raise PickleError(f"joblib object arrays nested more than {MAX_NESTED} deep", self.op_offset)
+            self.nested += 1
+            try:
+                self.run_nested()
+            finally:
+                self.nested -= 1
+            return
+        count = 1
+        if type(shape) is not tuple or not all(type(x) is int and x >= 0 for x in shape) or size is None:
+            raise PickleError(
+                "joblib array metadata not understood (shape/dtype); the rest of the file "
+                f"cannot be located: {describe(shape)} {describe(dtype)}",
+                self.op_offset,
+            )
+        for x in shape:
+            count *= x
+        align = state.get("numpy_array_alignment_bytes")
+        nbytes = count * size
+        if state.has("numpy_array_alignment_bytes") and align is not None:
+            p = self.r.take(1)
+            pad = self.r.buf[p]
+            if pad > 64:
+                raise PickleError(f"joblib alignment padding of {pad} bytes", self.r.offset)
+            self.r.skip(pad)
+        elif nbytes and self.r.peek() in OPCODES:
+            # no padding (joblib <= 1.1): with plain pickle.load these bytes would be opcodes — probe
+            self._probe_here()
+        self.r.skip(nbytes)
+
+    def _probe_here(self) -> None:
+        """Parse the next bytes as a pickle on the side (plain ``pickle.load`` would)."""
+        r = self.r
+        if len(r.buf) - r.pos < (1 << 16):
+            r._fill(1 << 16)
+        window = r.buf[r.pos : r.pos + (1 << 16)]
+        if self.probe_budget <= 0:
+            return
+        found, used = _probe_window(window, 0, self.judge_fn, r.offset)
+        self.probe_budget -= used
+        for iss in found:
+            self.issue(iss.severity, iss.rule, iss.message, iss.evidence, iss.offset)
+
+
+_DANGEROUS_ATTRS = frozenset(
+    {
+        "os",
+        "sys",
+        "subprocess",
+        "builtins",
+        "importlib",
+        "shutil",
+        "socket",
+        "ctypes",
+        "pickle",
+        "marshal",
+        "system",
+        "popen",
+        "exec",
+        "eval",
+        "compile",
+        "open",
+        "load",
+        "loads",
+        "tofile",
+        "dump",
+        "dumps",
+        "to_pickle",
+        "read_pickle",
+        "save",
+        "modules",
+        "f_globals",
+        "f_locals",
+        "func_globals",
+    }
+)
+
+
+def _benign_getattr(args: Any) -> bool:
+    """``getattr(<allowlisted class or instance of one>, '<plain attribute>')``: fetching a method
+    or attribute (scipy frozen distributions pickle bound methods this way). Calling what it returns
+    is judged separately (an indirect call)."""
+    if type(args) is not tuple or len(args) != 2 or type(args[1]) is not str:
+        return False
+    attr = args[1]
+    if not attr.isidentifier() or attr.startswith("__") or attr in _DANGEROUS_ATTRS:
+        return False
+    base = args[0]
+    if type(base) is Global:
+        return base.verdict.allowed
+    return type(base) is Call and type(base.func) is Global and base.func.verdict.allowed
+
+
+def _returns_existing(c: Call) -> bool:
+    f = c.func
+    if type(f) is Global:
+        return _qual(f) in _RETURNS_EXISTING
+    if type(f) is Call and type(f.func) is Global:
+        return _qual(f.func) in ("operator.attrgetter", "operator.itemgetter")
+    return False
+
+
+_DTYPE_RE = re.compile(r"^[<>|=]?([bifucmMOSUVa?])(\d*)")
+
+
+def _dtype_size(dtype: Any) -> int | str | None:
+    """Item size of a pickled numpy dtype (``numpy.dtype('f8', False, True)`` + state); ``"object"``."""
+    if type(dtype) is not Call:
+        return None
+    args = dtype.args if type(dtype.args) is tuple else ()
+    state = dtype.state
+    if type(state) is tuple and len(state) >= 8:
+        flags = state[7]
+        if type(flags) is int and flags & 1:  # NPY_ITEM_HASOBJECT
+            return "object"
+        elsize = state[5]
+        if type(elsize) is int and elsize > 0:
+            return elsize
+    if not args or type(args[0]) is not str:
+        return None
+    m = _DTYPE_RE.match(args[0])
+    if not m:
+        return None
+    kind, num = m.group(1), m.group(2)
+    if kind == "O":
+        return "object"
+    if kind == "?":
+        return 1
+    n = int(num) if num else 0
+    if kind in "mM":
+        return 8
+    if kind == "U":
+        return 4 * n if n else None
+    if n <= 0:
+        return None
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# Hidden pickles in trailing data
+
+_CANDIDATE = re.compile(
+    rb"\x80[\x02-\x05]|[ci][A-Za-z_][A-Za-z0-9_.]{0,200}\n[A-Za-z_][A-Za-z0-9_.]{0,200}\n"
+)
+PROBE_WINDOW = 1 << 20
+MAX_PROBES = 5000
+
+
+def _probe_window(data: bytes, pos: int, judge: Judge, base: int) -> tuple[list[Issue], int]:
+    """Run a side VM on ``data[pos:]``; issues only if it imports something not allowed. Returns
+    the issues and the opcodes spent."""
+    vm = PickleVM(
+        Reader(io.BytesIO(data[pos : pos + PROBE_WINDOW]), None),
+        judge,
+        max_ops=200_000,
+        max_memo=100_000,
+        max_stack=100_000,
+        joblib=False,
+        probe=True,
+    )
+    try:
+        vm.run_one(tolerant=True)
+        ended = "a complete pickle"
+    except (PickleError, LimitExceeded):
+        ended = "pickle opcodes"
+    bad = [
+        rec
+        for rec in vm.imports.values()
+        if not rec.verdict.allowed and is_identifier_path(rec.module) and is_identifier_path(rec.name)
+    ]
+    if not bad:
+        return [], vm.ops
+    worst = max((rec.verdict.severity or Severity.HIGH) for rec in bad)
+    names = ", ".join(sorted({rec.verdict.qualified for rec in bad}))
+    return [
+        Issue(
+            worst,
+            "pickle.hidden-pickle",
+            f"{ended} hidden in data the loader skips, at offset {base + pos}, import {names} "
+            "(a loader that reads them as a pickle would run them)",
+            names,
+            base + pos,
+        )
+    ], vm.ops
+
+
+def sniff(head: bytes) -> bool:
+    """True if ``head`` (the first bytes of a file) reads as pickle opcodes: it parses strictly to a
+    ``STOP``, or for at least 8 opcodes up to the end of ``head``. Pickles need no ``PROTO`` opcode,
+    so content detection can call this for files that start with any opcode byte.
+
+    >>> sniff(b"\\x8c\\x02os\\x8c\\x06system\\x93."), sniff(b"N0cos\\nsystem\\n."), sniff(b"Hello world")
+    (True, True, False)
+    >>> sniff(b"import os\\nprint(1)\\n")
+    False
+    """
+    if not head or head[0] not in OPCODES:
+        return False
+    from mlflow_plugin.scanner.allowlist import judge
+
+    vm = PickleVM(
+        Reader(io.BytesIO(head), len(head)),
+        judge,
+        max_ops=100_000,
+        max_memo=100_000,
+        max_stack=100_000,
+        joblib=False,
+        probe=True,
+    )
+    try:
+        vm.run_one(tolerant=False)
+    except Truncated:
+        return vm.ops >= 8
+    except (PickleError, LimitExceeded):
+        return False
+    return vm.ops >= 2
+
+
+def find_hidden_pickles(reader: Reader, judge: Judge, max_bytes: int | None = None) -> list[Issue]:
+    """Search the rest of ``reader`` for pickles (``PROTO`` markers, ``GLOBAL``/``INST`` text) that
+    import non-allowlisted globals. Reads in 8 MiB blocks; bounded memory and probe count.
+
+    >>> import io
+    >>> from mlflow_plugin.scanner.allowlist import judge
+    >>> data = b"\\x00" * 100 + b"\\x80\\x02cposix\\nsystem\\nq\\x00."
+    >>> [i.rule for i in find_hidden_pickles(Reader(io.BytesIO(data)), judge)]
+    ['pickle.hidden-pickle']
+    """
+    issues: list[Issue] = []
+    probes = 0
+    budget = PROBE_BUDGET
+    block = 8 << 20
+    carry = b""
+    carry_base = reader.offset
+    scanned = 0
+    while True:
+        chunk = reader.read_some(block)
+        data = carry + chunk
+        base = carry_base
+        eof = not chunk or len(chunk) < block
+        limit = len(data) if eof else max(0, len(data) - PROBE_WINDOW)
+        skip_to = 0
+        for m in _CANDIDATE.finditer(data, 0, limit):
+            if m.start() < skip_to:
+                continue
+            probes += 1
+            if probes > MAX_PROBES or budget <= 0:
+                issues.append(
+                    Issue(
+                        Severity.LOW,
+                        "pickle.limit",
+                        f"stopped searching trailing data for hidden pickles after {probes - 1} candidates",
+                        "",
+                        base + m.start(),
+                    )
+                )
+                return issues
+            found, used = _probe_window(data, m.start(), judge, base)
+            budget -= used
+            if found:
+                issues.extend(found)
+                skip_to = m.start() + 64
+                if len(issues) >= 50:
+                    return issues
+        scanned += len(chunk)
+        if eof or (max_bytes is not None and scanned >= max_bytes):
+            return issues
+        carry = data[limit:]
+        carry_base = base + limit
