@@ -26,8 +26,8 @@ from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from mlflow_plugin import packaging as ops
-from mlflow_plugin.drafts.draft import ANN_FILES
 from mlflow_plugin.drafts.uri import parse_artifact_uri
+from mlflow_plugin.kit.fileindex import ANN_FILES
 from mlflow_plugin.kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, parse_layer_media_type
 from mlflow_plugin.storage.locations import open_location
 from mlflow_plugin.tracking.artifact_repo import ModelKitArtifactRepository

@@ -40,8 +40,9 @@ from mlflow_plugin._internal import statcache
 from mlflow_plugin._internal.pipeline import fan_out
 from mlflow_plugin._version import __version__
 from mlflow_plugin.errors import DigestMismatchError, ModelKitError, NotFoundError, UnsafeArchiveError
+from mlflow_plugin.kit.compose import KIND_ORDER, LayerRecord, base_kind, compose
+from mlflow_plugin.kit.compose import classify as classify_names
 from mlflow_plugin.kit.fileindex import (
-    ANN_FILES,
     check_header,
     check_tree,
     header_name,
@@ -49,7 +50,7 @@ from mlflow_plugin.kit.fileindex import (
     parse_file_index,
     pax_records,
 )
-from mlflow_plugin.kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPart, Package
+from mlflow_plugin.kit.kitfile import Kitfile, Package
 from mlflow_plugin.kit.layers import Entry, LayerStream, tar_size
 from mlflow_plugin.kit.manifest import build_manifest
 from mlflow_plugin.kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, layer_media_type, parse_layer_media_type
@@ -62,47 +63,6 @@ from mlflow_plugin.storage.mediatypes import OCI_MANIFEST
 log = logging.getLogger(__name__)
 
 ANN_DRAFT = "dev.mlflow-modelkit.draft"
-KIND_ORDER = {"model": 0, "modelpart": 1, "code": 2, "dataset": 3, "docs": 4}
-CODE_EXT = {
-    ".py",
-    ".ipynb",
-    ".r",
-    ".sh",
-    ".sql",
-    ".js",
-    ".ts",
-    ".scala",
-    ".java",
-    ".jl",
-    ".go",
-    ".rs",
-    ".c",
-    ".cpp",
-    ".h",
-    ".toml",
-    ".cfg",
-    ".ini",
-}
-DATA_EXT = {
-    ".csv",
-    ".tsv",
-    ".parquet",
-    ".pq",
-    ".feather",
-    ".arrow",
-    ".jsonl",
-    ".ndjson",
-    ".avro",
-    ".orc",
-    ".h5",
-    ".hdf5",
-    ".npy",
-    ".npz",
-    ".tfrecord",
-    ".xlsx",
-    ".xls",
-    ".delta",
-}
 _WRITE_RETRIES = 12
 _STALE_RETRIES = 400  # lost races before merging (cheap: nothing was written); backoff capped at 0.5 s
 
@@ -222,27 +182,8 @@ def local_entries(local_path: str, dest: str) -> list[Entry]:
 
 
 def classify(entries: list[Entry], dataset_paths: frozenset[str] = frozenset()) -> str:
-    """Layer kind by content: MLflow model dir → model; code → code; data → dataset; else docs."""
-    files = [e for e in entries if not e.is_dir]
-    names = {posixpath.basename(e.name) for e in files}
-    if "MLmodel" in names:
-        return "model"
-    if not files:
-        return "docs"
-    if any(e.name in dataset_paths for e in files):
-        return "dataset"
-    exts = [posixpath.splitext(e.name)[1].lower() for e in files]
-    if all(x in CODE_EXT for x in exts):
-        return "code"
-    if all(x in DATA_EXT for x in exts):
-        return "dataset"
-    code = sum(x in CODE_EXT for x in exts)
-    data = sum(x in DATA_EXT for x in exts)
-    if code > len(exts) / 2:
-        return "code"
-    if data > len(exts) / 2:
-        return "dataset"
-    return "docs"
+    """Layer kind by content (:func:`mlflow_plugin.kit.compose.classify`) of tar entries."""
+    return classify_names([e.name for e in entries if not e.is_dir], dataset_paths)
 
 
 class DraftKit:
@@ -402,7 +343,7 @@ class DraftKit:
                 "path": path,
                 "digest": digest,
                 "size": size,
-                "media_type": layer_media_type(_base_kind(kind)),
+                "media_type": layer_media_type(base_kind(kind)),
                 "files": files,
             }
 
@@ -553,7 +494,7 @@ class DraftKit:
             if rec["path"] in merged:  # two layers at one path: fold into one (kit forbids duplicates)
                 rec = self._fold(merged[rec["path"]], rec)
             merged[rec["path"]] = rec
-        layers = sorted(merged.values(), key=lambda r: (KIND_ORDER.get(_base_kind(r["kind"]), 9), r["path"]))
+        layers = sorted(merged.values(), key=lambda r: (KIND_ORDER[base_kind(r["kind"])], r["path"]))
         self._put(layers, expect_base=base if check_base else False)
         return gone
 
@@ -595,7 +536,7 @@ class DraftKit:
             "path": path,
             "digest": digest,
             "size": size,
-            "media_type": layer_media_type(_base_kind(kind)),
+            "media_type": layer_media_type(base_kind(kind)),
             "files": _index(stream, entries),
         }
 
@@ -604,42 +545,17 @@ class DraftKit:
             manifest_version="1.0.0",
             package=Package(name=self.reference, description=f"MLflow draft {self.reference}"),
         )
-        descs: list[Descriptor] = []
-        first_model = True
-        for rec in layers:
-            kind = _base_kind(rec["kind"])
-            if kind == "model":
-                kind = "model" if first_model else "modelpart"
-                first_model = False
-            info = LayerInfo(rec["digest"], rec["digest"])
-            if kind == "model":
-                kf.model = Model(
-                    name=posixpath.basename(rec["path"]) or self.reference, path=rec["path"], layer=info
-                )
-            elif kind == "modelpart":
-                if kf.model is None:
-                    kf.model = Model(name=self.reference)
-                kf.model.parts.append(ModelPart(name=rec["path"], path=rec["path"], layer=info))
-            elif kind == "code":
-                kf.code.append(Code(path=rec["path"], layer=info))
-            elif kind == "dataset":
-                kf.datasets.append(
-                    DataSet(name=posixpath.basename(rec["path"]), path=rec["path"], layer=info)
-                )
-            else:
-                kf.docs.append(Docs(path=rec["path"], layer=info))
-            files_json = json.dumps(rec["files"], separators=(",", ":"), ensure_ascii=False)
-            descs.append(
-                Descriptor(
-                    layer_media_type(kind),
-                    rec["digest"],
-                    rec["size"],
-                    annotations={ANN_FILEPATH: rec["path"], ANN_FILES: files_json},
-                )
+        records = [
+            LayerRecord(
+                rec["kind"],
+                rec["path"],
+                rec["digest"],
+                rec["size"],
+                json.dumps(rec["files"], separators=(",", ":"), ensure_ascii=False),
             )
-        # kit order: model, parts, code, datasets, docs
-        order = {"model": 0, "modelpart": 1, "code": 2, "dataset": 3, "docs": 4}
-        descs.sort(key=lambda d: order[parse_layer_media_type(d.media_type)[0]])  # type: ignore[index]
+            for rec in layers
+        ]
+        descs = compose(kf, records)
         config = kf.to_json()
         cdesc = self.repo.push_bytes(config, KIT_CONFIG)
         manifest = build_manifest(
@@ -757,10 +673,6 @@ def _index(stream: LayerStream, entries: list[Entry]) -> list[list[Any]]:
     parents = {e.name.rsplit("/", 1)[0] for e in entries if "/" in e.name}
     files += [[e.name + "/", 0, "", 0] for e in entries if e.is_dir and e.name not in parents]
     return files
-
-
-def _base_kind(kind: str) -> str:
-    return "model" if kind in ("model", "modelpart") else kind
 
 
 def _shadowed_by_file(path: str, new_paths: set[str]) -> bool:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,11 +46,12 @@ from mlflow_plugin._version import __version__
 from mlflow_plugin.drafts.draft import DraftKit
 from mlflow_plugin.drafts.uri import ArtifactLocation, parse_artifact_uri
 from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.kit.compose import LayerRecord, ModelTemplate, compose, kind_of
 from mlflow_plugin.kit.fileindex import ANN_FILES, layer_path, parse_file_index
-from mlflow_plugin.kit.kitfile import Code, DataSet, Docs, Kitfile, LayerInfo, Model, ModelPart, Package
+from mlflow_plugin.kit.kitfile import Kitfile, Package
 from mlflow_plugin.kit.limits import UnpackLimits
 from mlflow_plugin.kit.manifest import build_manifest
-from mlflow_plugin.kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, layer_media_type, parse_layer_media_type
+from mlflow_plugin.kit.mediatypes import KIT_CONFIG
 from mlflow_plugin.storage.base import Repository
 from mlflow_plugin.storage.descriptor import Descriptor, sha256_digest
 from mlflow_plugin.storage.layout import LayoutRepository
@@ -514,47 +514,32 @@ def _compose(
         authors=[run.info.user_id] if run.info.user_id else [],
     )
     kf = Kitfile(manifest_version="1.0.0", package=pkg)
-    descs: list[Descriptor] = []
-    order = {"model": 0, "modelpart": 1, "code": 2, "dataset": 3, "docs": 4}
-    for origin, d, _src in records:
-        parsed = parse_layer_media_type(d.get("mediaType", ""))
-        kind = parsed[0] if parsed else "docs"
-        path = layer_path(d)
-        info = LayerInfo(d["digest"], d["digest"])
-        if kind in ("model", "modelpart") and kf.model is None:
-            kind = "model"
-            kf.model = Model(
-                name=_sanitize(model_name or "model"),
-                path=path,
-                framework=framework,
-                format=fmt,
-                version=tag,
-                description=f"MLflow {'logged model' if origin == 'model-draft' else 'model'}",
-                parameters={
-                    "mlflow": {
-                        "run_id": run.info.run_id,
-                        "experiment_id": run.info.experiment_id,
-                        "params": params,
-                        "metrics": {k: float(v) for k, v in run.data.metrics.items()},
-                    }
-                },
-                layer=info,
-            )
-        elif kind in ("model", "modelpart"):
-            kind = "modelpart"
-            kf.model.parts.append(ModelPart(name=posixpath.basename(path) or path, path=path, layer=info))  # type: ignore[union-attr]
-        elif kind == "code":
-            kf.code.append(Code(path=path, layer=info))
-        elif kind == "dataset":
-            kf.datasets.append(DataSet(name=posixpath.basename(path), path=path, layer=info))
-        else:
-            kind = "docs"
-            kf.docs.append(Docs(path=path, layer=info))
-        ann = {ANN_FILEPATH: path}
-        if (d.get("annotations") or {}).get(ANN_FILES):
-            ann[ANN_FILES] = d["annotations"][ANN_FILES]
-        descs.append(Descriptor(layer_media_type(kind), d["digest"], d["size"], annotations=ann))
-    descs.sort(key=lambda x: order[parse_layer_media_type(x.media_type)[0]])  # type: ignore[index]
+    layer_records = [
+        LayerRecord(
+            kind_of(d.get("mediaType", "")),
+            layer_path(d),
+            d["digest"],
+            d["size"],
+            (d.get("annotations") or {}).get(ANN_FILES) or None,
+        )
+        for _origin, d, _src in records
+    ]
+    template = ModelTemplate(
+        name=_sanitize(model_name or "model"),
+        framework=framework,
+        format=fmt,
+        version=tag,
+        description=f"MLflow {'logged model' if model_src is not None else 'model'}",
+        parameters={
+            "mlflow": {
+                "run_id": run.info.run_id,
+                "experiment_id": run.info.experiment_id,
+                "params": params,
+                "metrics": {k: float(v) for k, v in run.data.metrics.items()},
+            }
+        },
+    )
+    descs = compose(kf, layer_records, template)
     return blobs, descs, kf, sorted(files)
 
 
