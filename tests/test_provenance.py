@@ -303,11 +303,11 @@ def test_hash_path_uses_stat_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     f = tmp_path / "data.bin"
     f.write_bytes(b"1" * 5000)
     first = hash_path(str(f))
-    real = run_facts._file_sha256
-    monkeypatch.setattr(run_facts, "_file_sha256", lambda p: pytest.fail("re-read an unchanged file"))
+    real = run_facts.file_sha256
+    monkeypatch.setattr(run_facts, "file_sha256", lambda p: pytest.fail("re-read an unchanged file"))
     assert hash_path(str(f)) == first
     f.write_bytes(b"2" * 5000)
-    monkeypatch.setattr(run_facts, "_file_sha256", real)
+    monkeypatch.setattr(run_facts, "file_sha256", real)
     assert hash_path(str(f)) == ("file", hashlib.sha256(b"2" * 5000).hexdigest())
 
 

@@ -82,11 +82,3 @@ def notebook_path() -> str | None:
     if not os.path.isfile(p) and os.path.isfile(os.path.join(os.getcwd(), os.path.basename(name))):
         p = os.path.join(os.getcwd(), os.path.basename(name))
     return p if os.path.isfile(p) else None
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()

@@ -14,6 +14,7 @@ applied in submission order; small buffers are hashed inline (queueing them cost
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 from typing import Any
@@ -68,3 +69,20 @@ class HashWorker:
             self._q.put(None)
             self._thread.join()
             self._thread = None
+
+
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB pieces (the one file hasher of the package).
+
+    >>> import os, tempfile
+    >>> fd, p = tempfile.mkstemp(); os.write(fd, b"abc"); os.close(fd)
+    3
+    >>> file_sha256(p)[:16]
+    'ba7816bf8f01cfea'
+    >>> os.unlink(p)
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from mlflow_plugin._internal import statcache
+from mlflow_plugin._internal.hashing import file_sha256
 from mlflow_plugin.trust.provenance import (
     DROPPED_TAGS,
     DatasetFact,
@@ -41,21 +42,12 @@ from mlflow_plugin.trust.redact import redact_params as redact_by_name
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-_BLOCK = 1 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # MLflow dataset source types whose "path" is not a file (hub ids, tables, in-memory code)
 _NOT_FILES = frozenset({"hugging_face", "huggingface", "spark", "delta_table", "code"})
 
 
 # --------------------------------------------------------------------------- hashing
-
-
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(_BLOCK):
-            h.update(b)
-    return h.hexdigest()
 
 
 def _raise(e: OSError) -> None:
@@ -106,9 +98,9 @@ def hash_path(path: str) -> tuple[str, str]:
         if hit and _HEX64.match(str(hit.get("sha256", ""))):
             return ("directory" if is_dir else "file"), hit["sha256"]
     if is_dir:
-        digest = dir_digest_from_files((rel, _file_sha256(p)) for rel, p in entries)
+        digest = dir_digest_from_files((rel, file_sha256(p)) for rel, p in entries)
     else:
-        digest = _file_sha256(path)
+        digest = file_sha256(path)
     if cache is not None and sig is not None:
         cache.put(sig, {"sha256": digest})
     return ("directory" if is_dir else "file"), digest

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from mlflow_plugin._internal.gojson import Ordered, dumps
+from mlflow_plugin._internal.times import now_rfc3339, rfc3339
 from mlflow_plugin.errors import ModelKitError
 from mlflow_plugin.kit.mediatypes import ANN_CLI_VERSION, ANN_CREATED, KIT_ARTIFACT_TYPE
 from mlflow_plugin.storage.descriptor import Descriptor
@@ -60,7 +61,7 @@ def created_timestamp() -> str:
             ) from None
         return explicit
     if ts is None:
-        return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return now_rfc3339()
     return rfc3339_utc(ts)
 
 
@@ -68,24 +69,12 @@ _GO_INT_RE = re.compile(r"[+-]?[0-9]+\Z")
 
 
 def rfc3339_utc(ts: int) -> str:
-    """Go ``time.Unix(ts, 0).UTC().Format(time.RFC3339)`` for any int64 (years beyond 1..9999 too).
+    """Go ``time.Unix(ts, 0).UTC().Format(time.RFC3339)`` (see :func:`mlflow_plugin._internal.times.rfc3339`).
 
-    >>> rfc3339_utc(0), rfc3339_utc(-1), rfc3339_utc(253402300800)
-    ('1970-01-01T00:00:00Z', '1969-12-31T23:59:59Z', '10000-01-01T00:00:00Z')
+    >>> rfc3339_utc(0)
+    '1970-01-01T00:00:00Z'
     """
-    days, secs = divmod(ts, 86400)
-    # civil_from_days (H. Hinnant): proleptic Gregorian date of a day count since 1970-01-01
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    year = f"-{-y:04d}" if y < 0 else f"{y:04d}"
-    return f"{year}-{m:02d}-{d:02d}T{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}Z"
+    return rfc3339(ts)
 
 
 def build_manifest(

@@ -25,7 +25,8 @@ import sys
 
 from mlflow.tracking.context.abstract_context import RunContextProvider
 
-from mlflow_plugin._internal.envinfo import file_sha256, git_state, notebook_path, packages_digest
+from mlflow_plugin._internal.envinfo import git_state, notebook_path, packages_digest
+from mlflow_plugin._internal.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 

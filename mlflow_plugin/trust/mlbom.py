@@ -41,7 +41,7 @@ import json
 import math
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
@@ -52,6 +52,7 @@ from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
 from packageurl import PackageURL
 
+from mlflow_plugin._internal.times import parse_rfc3339
 from mlflow_plugin._version import __version__
 from mlflow_plugin.trust.provenance import ProvenanceError, RunFacts, redact_text, redact_uri, redact_value
 
@@ -94,7 +95,7 @@ def _metric_value(v: float) -> str:
 
 def _timestamp(facts: RunFacts) -> datetime | None:
     t = facts.end_time or facts.start_time
-    return datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if t else None
+    return parse_rfc3339(t) if t else None
 
 
 def build_mlbom(

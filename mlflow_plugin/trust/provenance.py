@@ -83,11 +83,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from mlflow_plugin._internal.envinfo import redact_url
+from mlflow_plugin._internal.mlmodel import read_mlmodel
+from mlflow_plugin._internal.times import from_mlflow_ms
 from mlflow_plugin._version import __version__
 from mlflow_plugin.errors import ModelKitError
 from mlflow_plugin.trust.redact import REDACTED as PUBLISH_REDACTED
@@ -357,14 +358,12 @@ class RunFacts:
 
 
 def rfc3339(ms: int | None) -> str | None:
-    """MLflow milliseconds → ``YYYY-MM-DDThh:mm:ssZ``.
+    """MLflow milliseconds → ``YYYY-MM-DDThh:mm:ssZ`` (:func:`mlflow_plugin._internal.times.from_mlflow_ms`).
 
     >>> rfc3339(1767323045123)
     '2026-01-02T03:04:05Z'
     """
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return from_mlflow_ms(ms)
 
 
 def parse_requirements(text: str | bytes) -> list[str]:
@@ -390,15 +389,7 @@ def mlmodel_flavors(mlmodel: str | bytes | Mapping[str, Any]) -> tuple[dict[str,
     ...                 " {python_version: 3.11.7}\\nmlflow_version: 3.17.2\\n")
     ({'python_function': '3.11.7', 'sklearn': '1.9.1'}, '3.17.2')
     """
-    if isinstance(mlmodel, Mapping):
-        doc: Any = mlmodel
-    else:
-        from ruamel.yaml import YAML
-
-        doc = YAML(typ="safe", pure=True).load(
-            mlmodel.decode("utf-8", "replace") if isinstance(mlmodel, bytes) else mlmodel
-        )
-    doc = doc if isinstance(doc, Mapping) else {}
+    doc = read_mlmodel(mlmodel)
     flavors: dict[str, str | None] = {}
     for name, conf in sorted((doc.get("flavors") or {}).items()):
         version = None
