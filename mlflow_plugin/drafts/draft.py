@@ -57,7 +57,6 @@ from mlflow_plugin.kit.mediatypes import ANN_FILEPATH, KIT_CONFIG, layer_media_t
 from mlflow_plugin.kit.safepath import clean_path
 from mlflow_plugin.storage.base import Repository
 from mlflow_plugin.storage.descriptor import Descriptor
-from mlflow_plugin.storage.layout import LayoutRepository
 from mlflow_plugin.storage.mediatypes import OCI_MANIFEST
 
 log = logging.getLogger(__name__)
@@ -406,8 +405,8 @@ class DraftKit:
         self._commit([], removed=path.strip("/"))
 
     def _commit(self, new_layers: list[dict[str, Any]], removed: str | None) -> None:
-        if isinstance(self.repo, LayoutRepository):
-            with self.repo._lock():  # the layout's own lock makes read-merge-write atomic
+        if self.repo.kind == "layout":
+            with self.repo.exclusive():  # the layout's own lock makes read-merge-write atomic
                 self._merge_and_put(new_layers, removed)
             return
         stale = 0

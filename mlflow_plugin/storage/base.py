@@ -20,6 +20,7 @@ Contract shared by all implementations:
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -65,6 +66,22 @@ class Repository(abc.ABC):
 
     #: Human-readable name used in messages, e.g. ``localhost:5000/team/fraud`` or ``oci:/srv/kits/x``.
     display: str
+    #: ``"layout"`` (a local OCI image layout) or ``"registry"``.
+    kind: str = "registry"
+    #: The registry host[:port]; ``None`` for a layout.
+    host: str | None = None
+    #: The repository's name within its registry (for a layout: its directory).
+    name: str = ""
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """A lock that makes a read-merge-write of this repository atomic among the writers that can
+        be coordinated: a layout's file lock; registries have no compare-and-swap, so nothing here
+        (callers merge, re-read and retry)."""
+        return contextlib.nullcontext()
+
+    def can_mount_from(self, other: Repository) -> bool:
+        """True if ``other``'s blobs can be cross-repository mounted into this repository."""
+        return self.kind == other.kind == "registry" and self.host == other.host and self.name != other.name
 
     # ---- blobs -------------------------------------------------------------------------------
     @abc.abstractmethod

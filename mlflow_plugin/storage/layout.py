@@ -45,6 +45,7 @@ class LayoutRepository(Repository):
     def __init__(self, path: str, create: bool = False) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.display = f"oci:{path}"
+        self.name = path
         self._tlock = threading.RLock()
         self._depth = 0
         layout_file = os.path.join(self.path, "oci-layout")
@@ -62,7 +63,7 @@ class LayoutRepository(Repository):
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise ModelKitError(f"{self.display}: path exists and is not a directory")
         os.makedirs(os.path.join(self.path, "blobs", "sha256"), exist_ok=True)
-        with self._lock():
+        with self.exclusive():
             if not os.path.isfile(os.path.join(self.path, "index.json")):
                 self._write_index(empty_index_no_mt())
             lf = os.path.join(self.path, "oci-layout")
@@ -83,8 +84,10 @@ class LayoutRepository(Repository):
         alg, enc = check_digest(digest).split(":", 1)
         return os.path.join(self.path, "blobs", alg, enc)
 
+    kind = "layout"
+
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def exclusive(self) -> Iterator[None]:  # type: ignore[override]
         """Exclusive lock on the layout: re-entrant within a thread, ``flock`` across processes."""
         with self._tlock:
             self._depth += 1
@@ -273,7 +276,7 @@ class LayoutRepository(Repository):
         entry: dict[str, Any] = {"mediaType": media_type, "digest": desc.digest, "size": desc.size}
         if m.get("artifactType"):
             entry["artifactType"] = m["artifactType"]
-        with self._lock():
+        with self.exclusive():
             idx = self._read_index()
             mans = idx["manifests"]
             if tag is not None:
@@ -305,7 +308,7 @@ class LayoutRepository(Repository):
 
     def _add_referrer(self, subject: str, desc: Descriptor) -> None:
         tag = referrers_tag(subject)
-        with self._lock():
+        with self.exclusive():
             found = self._find_tag(tag)
             idx = json.loads(self.read_blob(found["digest"])) if found else empty_index()
             data = merge_referrers_index(idx, desc)
@@ -340,7 +343,7 @@ class LayoutRepository(Repository):
         return list(self._read_index()["manifests"])
 
     def delete_tag(self, tag: str) -> None:
-        with self._lock():
+        with self.exclusive():
             idx = self._read_index()
             before = len(idx["manifests"])
             idx["manifests"] = [

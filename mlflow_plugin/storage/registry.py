@@ -548,6 +548,8 @@ class RegistryRepository(Repository):
         self.retries = max(0, int(retries))
         self.timeout = float(timeout)
         self.display = f"{host}/{self.repository}"
+        self.host = host
+        self.name = self.repository
         api_host = _DOCKER_HUB_API.get(host.lower(), host)
         self.base_url = f"{scheme}://{api_host}"
         creds = credentials if credentials is not None else resolve_credentials(host)
