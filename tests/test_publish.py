@@ -752,10 +752,9 @@ def test_secrets_never_printed(
     texts.append(json.dumps(MlflowClient().get_run(logged.run_id).data.tags))
     # errors: a wrong registry password, a wrong passphrase
     monkeypatch.setenv("MLFLOW_MODELKIT_REGISTRY_PASSWORD", "wrong-" + auth_registry.password)
-    from mlflow_plugin.storage import registry as registry_module
+    from mlflow_plugin.storage.transport import reset_connections
 
-    with contextlib.suppress(AttributeError):
-        registry_module.reset_connections()
+    reset_connections()
     r = CliRunner().invoke(main, ["verify", f"{logged.store}:v1", "--key", keys.public])
     assert r.exit_code == 2 and "401" in r.output, r.output
     texts.append(r.output)

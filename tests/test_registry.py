@@ -44,7 +44,8 @@ from mlflow_plugin.storage.mediatypes import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
-from mlflow_plugin.storage.registry import RegistryRepository, is_loopback, reset_connections
+from mlflow_plugin.storage.registry import RegistryRepository
+from mlflow_plugin.storage.transport import SourceError, is_loopback, reset_connections
 
 pytestmark = pytest.mark.registry
 
@@ -255,7 +256,7 @@ class FailingReader(io.RawIOBase):
 
 def test_a_failing_source_is_not_reported_as_a_network_error(registry: RegistryServer) -> None:
     repo = new_repo(registry)
-    with pytest.raises(registry_mod.SourceError, match="Input/output error") as e:
+    with pytest.raises(SourceError, match="Input/output error") as e:
         repo.push_blob(FailingReader(), sha256(b"whatever"), 3 * MiB)  # type: ignore[arg-type]
     assert "cannot reach" not in one_line(e.value)
 
@@ -263,7 +264,7 @@ def test_a_failing_source_is_not_reported_as_a_network_error(registry: RegistryS
         yield b"a" * MiB
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(registry_mod.SourceError, match="No space left"):
+    with pytest.raises(SourceError, match="No space left"):
         repo.push_blob_chunks(chunks())
     assert repo.blob_exists(sha256(b"a" * MiB)) is False
 

@@ -69,31 +69,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
-import ipaddress
 import json
 import logging
-import os
-import random
-import socket
-import ssl
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, cast
 
 import requests
-import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
-from mlflow_plugin._internal.hashing import HashWorker
 from mlflow_plugin.errors import (
     AuthError,
     DigestMismatchError,
     ModelKitError,
     NotFoundError,
-    ReferenceFormatError,
     RegistryError,
 )
 from mlflow_plugin.storage.auth import (
@@ -113,406 +102,38 @@ from mlflow_plugin.storage.base import (
     referrers_tag,
 )
 from mlflow_plugin.storage.descriptor import Descriptor, DigestingReader, check_digest
-from mlflow_plugin.storage.mediatypes import ACCEPT_MANIFESTS, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
+from mlflow_plugin.storage.mediatypes import ACCEPT_MANIFESTS, OCI_INDEX, OCI_MANIFEST
 from mlflow_plugin.storage.reference import check_repository, check_tag
+from mlflow_plugin.storage.transport import (
+    BLOCK,
+    FileBody,
+    HashingChunks,
+    ResponseStream,
+    TransientError,
+    backoff,
+    connection_reason,
+    discard,
+    error_detail,
+    index_lock,
+    looks_like_go_tls_reject,
+    media_type_of,
+    probe_loopback_scheme,
+    resolve_verify,
+    seek_position,
+    short,
+    split_registry,
+    tls_reason,
+    transport_for,
+    with_query,
+)
 
 log = logging.getLogger(__name__)
 
-BLOCK = 1 << 20
 """Upload/download block size (1 MiB)."""
 MAX_MANIFEST = 4 << 20
 """Largest manifest or index we read or write (4 MiB, as distribution's default limit)."""
 REFERRERS_MERGE_ATTEMPTS = 6
-_USER_AGENT = "mlflow-modelkit"
 _DOCKER_HUB_API = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
-
-
-class _TransientError(RegistryError):
-    """A failure worth retrying (connection lost, 5xx, 429); still a :class:`RegistryError`."""
-
-
-# ---- hosts and connections -------------------------------------------------------------------------
-def _host_only(host: str) -> str:
-    """``[::1]:5000`` → ``::1``; ``127.0.0.1:5000`` → ``127.0.0.1``; ``localhost`` → ``localhost``."""
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port).
-
-    >>> [is_loopback(h) for h in ("localhost:5000", "127.3.0.1", "[::1]:80", "10.0.0.1", "r.example")]
-    [True, True, True, False, False]
-    """
-    name = _host_only(host).lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _split_registry(registry: str, insecure: bool | None, tls_hint: bool = False) -> tuple[str, str]:
-    """``("http://h:1" | "h:1", insecure)`` → ``(scheme, host)``; ``tls_hint``: a CA file was given."""
-    reg = registry.strip().rstrip("/")
-    scheme = ""
-    if "://" in reg:
-        scheme, _, reg = reg.partition("://")
-        scheme = scheme.lower()
-        if scheme not in ("http", "https"):
-            raise ReferenceFormatError(f"invalid registry {registry!r}: use host[:port]")
-    if not reg or "/" in reg:
-        raise ReferenceFormatError(f"invalid registry {registry!r}: use host[:port], e.g. localhost:5000")
-    if insecure is not None:
-        scheme = "http" if insecure else "https"
-    elif not scheme:
-        scheme = "http" if is_loopback(reg) and not tls_hint else "https"
-    return scheme, reg
-
-
-_SCHEMES: dict[str, str] = {}
-
-
-def _probe_loopback_scheme(host: str) -> str:
-    """A loopback registry may still speak TLS (like docker, try it): one cached probe per host."""
-    cached = _SCHEMES.get(host)
-    if cached:
-        return cached
-    scheme = "http"
-    try:
-        r = requests.get(f"http://{host}/v2/", timeout=3, allow_redirects=False)
-        if r.status_code == 400 and "HTTPS server" in r.text:
-            scheme = "https"
-        r.close()
-    except requests.RequestException:
-        return "http"  # unreachable now: do not cache, the real request reports the error
-    _SCHEMES[host] = scheme
-    return scheme
-
-
-def _resolve_verify(ca_bundle: str | None) -> bool | str:
-    path = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if not path:
-        return True
-    if not os.path.exists(path):
-        origin = "ca_bundle" if ca_bundle else "REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE"
-        raise ModelKitError(
-            f"CA bundle {path!r} ({origin}) does not exist: point it at the registry's CA file"
-        )
-    return path
-
-
-class _Transport:
-    """A keep-alive session plus auth state for one registry base URL and one set of credentials."""
-
-    def __init__(
-        self, base_url: str, host: str, credentials: Credentials | None, verify: bool | str, timeout: float
-    ) -> None:
-        self.base_url = base_url
-        self.host = host
-        self.verify = verify
-        self.session = requests.Session()
-        self.session.trust_env = False  # no ~/.netrc surprises; proxies and CA are resolved here
-        self.session.proxies = requests.utils.get_environ_proxies(base_url)
-        self.session.headers["User-Agent"] = _USER_AGENT
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.auth = RegistryAuth(host, credentials, self.session, verify=verify, timeout=timeout)
-        self.pinged = False
-        self.lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"_Transport({self.base_url!r}, auth={self.auth!r})"
-
-
-_TRANSPORTS: dict[tuple[str, str, Credentials | None], _Transport] = {}
-_TRANSPORTS_LOCK = threading.Lock()
-_INDEX_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
-
-
-def _transport_for(
-    base_url: str, host: str, credentials: Credentials | None, verify: bool | str, timeout: float
-) -> _Transport:
-    key = (base_url, str(verify), credentials)
-    with _TRANSPORTS_LOCK:
-        t = _TRANSPORTS.get(key)
-        if t is None:
-            t = _TRANSPORTS[key] = _Transport(base_url, host, credentials, verify, timeout)
-        return t
-
-
-def _index_lock(base_url: str, repository: str, tag: str) -> threading.Lock:
-    with _TRANSPORTS_LOCK:
-        return _INDEX_LOCKS.setdefault((base_url, repository, tag), threading.Lock())
-
-
-def reset_connections() -> None:
-    """Close every pooled registry session and forget cached tokens (e.g. after a credential change).
-
-    >>> reset_connections()
-    """
-    with _TRANSPORTS_LOCK:
-        transports = list(_TRANSPORTS.values())
-        _TRANSPORTS.clear()
-    for t in transports:
-        t.session.close()
-
-
-# ---- error text ----------------------------------------------------------------------------------
-def _exc_chain(e: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException] = [e]
-    while todo:
-        cur = todo.pop(0)
-        if id(cur) in seen:
-            continue
-        seen.add(id(cur))
-        yield cur
-        for nxt in (cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args):
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-
-
-def _connection_reason(e: BaseException, timeout: float) -> str:
-    chain = list(_exc_chain(e))
-    checks: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
-        (ConnectionRefusedError, "connection refused"),
-        (socket.gaierror, "cannot resolve the host name"),
-        ((ConnectionResetError, BrokenPipeError, ConnectionAbortedError), "connection reset by the registry"),
-        (http.client.RemoteDisconnected, "connection closed by the registry"),
-        (
-            (TimeoutError, socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError),
-            f"no answer within {timeout:g}s",
-        ),
-        (urllib3.exceptions.ProtocolError, "connection broken"),
-    ]
-    for types, text in checks:
-        if any(isinstance(x, types) for x in chain):
-            return text
-    return type(e).__name__
-
-
-def _tls_reason(e: BaseException) -> str:
-    for x in _exc_chain(e):
-        if isinstance(x, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {x.verify_message}"
-        if isinstance(x, ssl.SSLError) and x.reason:
-            return str(x.reason).lower().replace("_", " ")
-    return "TLS handshake failed"
-
-
-def _error_detail(resp: requests.Response) -> tuple[str, str]:
-    """``(code, one-line message)`` from an OCI JSON error body (best effort, small reads only)."""
-    try:
-        if getattr(resp, "_content", False) is not False:  # body already loaded (stream=False)
-            raw = resp.content[:8192]
-        else:
-            raw = resp.raw.read(8192, decode_content=True) if resp.raw is not None else b""
-    except Exception:
-        raw = b""
-    code, msg = "", ""
-    try:
-        errors = json.loads(raw).get("errors") or []
-        if errors and isinstance(errors[0], dict):
-            code = str(errors[0].get("code") or "")
-            msg = str(errors[0].get("message") or "")
-    except (ValueError, AttributeError):
-        msg = raw.decode("utf-8", "replace")
-    msg = " ".join(msg.split())[:200]
-    return code, msg
-
-
-def _discard(resp: requests.Response, limit: int = 65536) -> None:
-    """Drain a small unwanted body so the keep-alive connection goes back to the pool, then close."""
-    try:
-        if getattr(resp, "_content", False) is False and resp.raw is not None:
-            resp.raw.read(limit)
-    except Exception:
-        pass
-    resp.close()
-
-
-def _looks_like_go_tls_reject(resp: requests.Response) -> bool:
-    """Go's TLS server answers plain HTTP with a bare ``HTTP/1.0 400`` (no registry headers)."""
-    version = getattr(resp.raw, "version", None)
-    return version == 10 and "Docker-Distribution-Api-Version" not in resp.headers
-
-
-def _short(digest: str) -> str:
-    return digest[:19] + "…" if len(digest) > 19 else digest
-
-
-def _with_query(url: str, **params: str) -> str:
-    """Add query parameters to a URL that may already have some (upload ``Location``s do)."""
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-
-
-def _seek_position(src: IO[bytes]) -> int | None:
-    try:
-        if hasattr(src, "seekable") and not src.seekable():
-            return None
-        return src.tell()
-    except (OSError, AttributeError, ValueError):
-        return None
-
-
-def _backoff(attempt: int, resp: requests.Response | None = None) -> float:
-    delay = min(2.0, 0.2 * (2**attempt))
-    if resp is not None:
-        with contextlib.suppress(ValueError):
-            delay = min(2.0, max(delay, float(resp.headers.get("Retry-After", ""))))
-    return delay * (0.8 + 0.4 * random.random())
-
-
-def _media_type_of(resp: requests.Response, data: bytes) -> str:
-    ct = resp.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if ct in MANIFEST_TYPES:
-        return ct
-    try:
-        mt = json.loads(data).get("mediaType")
-    except (ValueError, AttributeError):
-        mt = None
-    return mt if isinstance(mt, str) and mt else OCI_MANIFEST
-
-
-# ---- request bodies ------------------------------------------------------------------------------
-class SourceError(ModelKitError):
-    """Reading the data to upload failed (not the registry's fault)."""
-
-
-def _read_source(src: IO[bytes], n: int) -> bytes:
-    """``src.read(n)``; an OSError becomes :class:`SourceError` so urllib3 does not take it for a
-    network failure (it treats every OSError raised while sending as a connection problem)."""
-    try:
-        return src.read(n)
-    except OSError as e:
-        raise SourceError(f"reading the upload source failed ({type(e).__name__}: {e})") from e
-
-
-def _next_chunk(it: Iterator[bytes]) -> bytes | None:
-    try:
-        return next(it)
-    except StopIteration:
-        return None
-    except OSError as e:
-        raise SourceError(f"producing the upload stream failed ({type(e).__name__}: {e})") from e
-
-
-class _FileBody:
-    """Exactly ``size`` bytes of ``src`` as 1 MiB blocks; ``len()`` gives requests the Content-Length."""
-
-    def __init__(self, src: IO[bytes], size: int, progress: Progress | None) -> None:
-        self.src, self.size, self.progress = src, size, progress
-        self.sent = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self) -> Iterator[bytes]:
-        left = self.size
-        while left > 0:
-            b = _read_source(self.src, min(BLOCK, left))
-            if not b:
-                raise DigestMismatchError(
-                    f"upload source ended after {self.size - left} of the expected {self.size} bytes"
-                )
-            left -= len(b)
-            self.sent += len(b)
-            if self.progress:
-                self.progress(len(b))
-            yield b
-
-
-class _HashingChunks:
-    """Re-block an iterable of bytes into ≥1 MiB pieces while hashing and counting them."""
-
-    def __init__(
-        self, chunks: Iterable[bytes], progress: Progress | None, expected: int | None = None
-    ) -> None:
-        self._chunks = chunks
-        self._progress = progress
-        self.expected = expected
-        self.hasher = hashlib.sha256()
-        self.size = 0
-        self._worker = HashWorker()  # hash on another core while this thread sends
-
-    def _emit(self, b: bytes) -> bytes:
-        self._worker.update(self.hasher, b)
-        self.size += len(b)
-        if self._progress:
-            self._progress(len(b))
-        return b
-
-    def __iter__(self) -> Iterator[bytes]:
-        buf = bytearray()
-        it = iter(self._chunks)
-        while (chunk := _next_chunk(it)) is not None:
-            if not chunk:
-                continue
-            if not buf and len(chunk) >= BLOCK:
-                yield self._emit(bytes(chunk))
-                continue
-            buf += chunk
-            if len(buf) >= BLOCK:
-                yield self._emit(bytes(buf))
-                buf.clear()
-        if buf:
-            yield self._emit(bytes(buf))
-        self._worker.join()
-        self._worker.close()
-        if self.expected is not None and self.size != self.expected:
-            raise DigestMismatchError(f"upload stream had {self.size} bytes, expected {self.expected}")
-
-    def __len__(self) -> int:
-        if self.expected is None:
-            raise TypeError("size unknown")
-        return self.expected
-
-    @property
-    def digest(self) -> str:
-        self._worker.join()
-        return "sha256:" + self.hasher.hexdigest()
-
-
-class _ResponseStream:
-    """``read(n)`` over a streamed response body, fetching at least 1 MiB per socket read.
-
-    Small reads are served from a 1 MiB buffer; network failures become :class:`RegistryError`.
-    """
-
-    def __init__(self, resp: requests.Response, what: str) -> None:
-        self._resp = resp
-        self._what = what
-        self._buf = b""
-        self._pos = 0
-
-    def _raw_read(self, n: int) -> bytes:
-        try:
-            return self._resp.raw.read(n)
-        except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as e:
-            reason = _connection_reason(e, 0)
-            raise RegistryError(f"{self._what} was interrupted ({reason}): try again") from None
-
-    def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            parts = [self._buf[self._pos :], *iter(lambda: self._raw_read(BLOCK), b"")]
-            self._buf, self._pos = b"", 0
-            return b"".join(parts)
-        if self._pos >= len(self._buf):
-            if n >= BLOCK:
-                return self._raw_read(n)
-            self._buf, self._pos = self._raw_read(BLOCK), 0
-        out = self._buf[self._pos : self._pos + n]
-        self._pos += len(out)
-        return out
-
-    def close(self) -> None:
-        self._resp.close()
 
 
 # ---- the repository -------------------------------------------------------------------------------
@@ -540,9 +161,9 @@ class RegistryRepository(Repository):
         retries: int = 3,
         timeout: float = 60.0,
     ) -> None:
-        scheme, host = _split_registry(registry, insecure, tls_hint=ca_bundle is not None)
+        scheme, host = split_registry(registry, insecure, tls_hint=ca_bundle is not None)
         if scheme == "http" and insecure is None and "://" not in registry:
-            scheme = _probe_loopback_scheme(host)
+            scheme = probe_loopback_scheme(host)
         self.registry = host
         self.repository = check_repository(repository)
         self.retries = max(0, int(retries))
@@ -553,7 +174,7 @@ class RegistryRepository(Repository):
         api_host = _DOCKER_HUB_API.get(host.lower(), host)
         self.base_url = f"{scheme}://{api_host}"
         creds = credentials if credentials is not None else resolve_credentials(host)
-        self._t = _transport_for(self.base_url, host, creds, _resolve_verify(ca_bundle), self.timeout)
+        self._t = transport_for(self.base_url, host, creds, resolve_verify(ca_bundle), self.timeout)
 
     def __repr__(self) -> str:
         return f"RegistryRepository({self.display!r}, url={self.base_url!r})"
@@ -623,7 +244,7 @@ class RegistryRepository(Repository):
                 verify=self._t.verify,
             )
         except requests.exceptions.SSLError as e:
-            reason = _tls_reason(e)
+            reason = tls_reason(e)
             hint = (
                 "the registry may speak plain HTTP: use insecure=True"
                 if "wrong version" in reason
@@ -637,8 +258,8 @@ class RegistryRepository(Repository):
             requests.exceptions.Timeout,
             requests.exceptions.ChunkedEncodingError,
         ) as e:
-            reason = _connection_reason(e, self.timeout)
-            raise _TransientError(
+            reason = connection_reason(e, self.timeout)
+            raise TransientError(
                 f"{op}: cannot reach registry {self.registry} ({reason}): is it running? check the host/port"
             ) from None
         log.debug("%s %s -> %s", method, url.split("?", 1)[0], resp.status_code)
@@ -661,7 +282,7 @@ class RegistryRepository(Repository):
         """Send with auth, bounded retries (``retry``) and 401 handling; the caller checks the status.
 
         ``data`` is replayable; ``body`` (an upload stream) is not: auth is settled before it is
-        sent, and a failure raises :class:`_TransientError` for the caller to restart the upload.
+        sent, and a failure raises :class:`TransientError` for the caller to restart the upload.
         """
         auth = self._t.auth
         if body is not None:
@@ -681,12 +302,12 @@ class RegistryRepository(Repository):
                     allow_redirects=allow_redirects,
                     sent=sent,
                 )
-            except _TransientError as e:
+            except TransientError as e:
                 if not retry or attempt >= self.retries:
                     if attempt:
-                        raise _TransientError(f"{e} (gave up after {attempt + 1} attempts)") from None
+                        raise TransientError(f"{e} (gave up after {attempt + 1} attempts)") from None
                     raise
-                delay = _backoff(attempt)
+                delay = backoff(attempt)
                 # retries are details (-v): the user sees one line, the final error, if they all fail
                 log.info("%s; retrying in %.1fs", e, delay)
                 time.sleep(delay)
@@ -696,11 +317,11 @@ class RegistryRepository(Repository):
                 resp.close()
                 auth.handle_401(resp, scopes, sent=sent, what=op, attempt=auth_attempt)
                 if body is not None:
-                    raise _TransientError(f"{op}: registry {self.registry} asked to authenticate mid-upload")
+                    raise TransientError(f"{op}: registry {self.registry} asked to authenticate mid-upload")
                 auth_attempt += 1
                 continue
             if (resp.status_code == 429 or resp.status_code >= 500) and retry and attempt < self.retries:
-                delay = _backoff(attempt, resp)
+                delay = backoff(attempt, resp)
                 log.info(
                     "%s: registry %s answered HTTP %d; retrying in %.1fs",
                     op,
@@ -717,7 +338,7 @@ class RegistryRepository(Repository):
     def _fail(self, resp: requests.Response, op: str, *, not_found: str | None = None) -> ModelKitError:
         """The one-line error for an unexpected response (closes it)."""
         status = resp.status_code
-        code, msg = _error_detail(resp)
+        code, msg = error_detail(resp)
         resp.close()
         detail = f"{status} {code}".strip() + (f": {msg}" if msg else "")
         if status == 404 and not_found:
@@ -740,7 +361,7 @@ class RegistryRepository(Repository):
         if (
             status == 400
             and resp.url.startswith("http:")
-            and ("HTTPS server" in msg or _looks_like_go_tls_reject(resp))
+            and ("HTTPS server" in msg or looks_like_go_tls_reject(resp))
         ):
             return RegistryError(
                 f"{op}: registry {self.registry} speaks HTTPS but was called over plain HTTP: "
@@ -752,7 +373,7 @@ class RegistryRepository(Repository):
                 "enable them on the registry (storage.delete.enabled)"
             )
         if status == 429 or status >= 500:
-            return _TransientError(
+            return TransientError(
                 f"{op}: registry {self.registry} failed ({detail}): check the registry's health "
                 "and logs, then try again"
             )
@@ -763,7 +384,7 @@ class RegistryRepository(Repository):
         if declared and declared.isdigit() and int(declared) > limit:
             resp.close()
             raise RegistryError(f"{what} is {declared} bytes, larger than the {limit}-byte limit")
-        stream = _ResponseStream(resp, what)
+        stream = ResponseStream(resp, what)
         out = bytearray()
         try:
             while True:
@@ -785,7 +406,7 @@ class RegistryRepository(Repository):
         False
         """
         check_digest(digest)
-        op = f"check blob {_short(digest)} in {self.display}"
+        op = f"check blob {short(digest)} in {self.display}"
         resp = self._request("HEAD", self._url("blobs", digest), op=op, scopes=self._scopes("pull"))
         resp.close()
         if resp.status_code == 200:
@@ -815,7 +436,7 @@ class RegistryRepository(Repository):
                 f"{self.display} blob {digest}: registry reports {declared} bytes, "
                 f"expected {size}; the stored content is corrupt"
             )
-        reader = DigestingReader(_ResponseStream(resp, op), digest, size, what=f"{self.display} blob")
+        reader = DigestingReader(ResponseStream(resp, op), digest, size, what=f"{self.display} blob")
         try:
             yield cast(IO[bytes], reader)
         finally:
@@ -832,7 +453,7 @@ class RegistryRepository(Repository):
             raise ValueError(f"invalid range offset={offset} length={length}")
         if length == 0:
             return b""
-        op = f"read bytes {offset}-{offset + length - 1} of blob {_short(digest)} in {self.display}"
+        op = f"read bytes {offset}-{offset + length - 1} of blob {short(digest)} in {self.display}"
         headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
         resp = self._request(
             "GET",
@@ -855,7 +476,7 @@ class RegistryRepository(Repository):
         check_digest(digest)
         if length <= 0:
             return
-        op = f"read bytes {offset}-{offset + length - 1} of blob {_short(digest)} in {self.display}"
+        op = f"read bytes {offset}-{offset + length - 1} of blob {short(digest)} in {self.display}"
         resp = self._request(
             "GET",
             self._url("blobs", digest),
@@ -870,7 +491,7 @@ class RegistryRepository(Repository):
         if resp.status_code not in (200, 206):
             raise self._fail(resp, op, not_found=f"blob {digest} not found in {self.display}")
         skip = offset if resp.status_code == 200 else self._range_start(resp, offset, op)
-        stream = _ResponseStream(resp, op)
+        stream = ResponseStream(resp, op)
         try:
             while skip > 0:
                 b = stream.read(min(BLOCK, skip))
@@ -899,7 +520,7 @@ class RegistryRepository(Repository):
         return offset - start
 
     def _read_span(self, resp: requests.Response, skip: int, length: int, op: str) -> bytes:
-        stream = _ResponseStream(resp, op)
+        stream = ResponseStream(resp, op)
         out = bytearray()
         try:
             while skip > 0:
@@ -931,22 +552,22 @@ class RegistryRepository(Repository):
             raise ValueError(f"invalid blob size {size}")
         if self.blob_exists(digest):
             return False
-        op = f"push blob {_short(digest)} ({size} bytes) to {self.display}"
-        start = _seek_position(src)
+        op = f"push blob {short(digest)} ({size} bytes) to {self.display}"
+        start = seek_position(src)
         attempt = 0
         while True:
-            body = _FileBody(src, size, progress)
+            body = FileBody(src, size, progress)
             try:
                 self._upload_monolithic(body, digest, op)
                 return True
-            except _TransientError as e:
+            except TransientError as e:
                 if start is None or attempt >= self.retries:
                     raise
                 log.warning("%s; restarting the upload", e)
             if progress and body.sent:
                 progress(-body.sent)
             src.seek(start)
-            time.sleep(_backoff(attempt))
+            time.sleep(backoff(attempt))
             attempt += 1
 
     def _start_upload(
@@ -954,7 +575,7 @@ class RegistryRepository(Repository):
     ) -> requests.Response:
         url = self._url("blobs", "uploads", "")
         if params:
-            url = _with_query(url, **params)
+            url = with_query(url, **params)
         return self._request(
             "POST",
             url,
@@ -981,20 +602,20 @@ class RegistryRepository(Repository):
         except ModelKitError:
             pass
 
-    def _upload_monolithic(self, body: _FileBody, digest: str, op: str) -> None:
+    def _upload_monolithic(self, body: FileBody, digest: str, op: str) -> None:
         """POST then one streamed PUT; only a failure of the PUT is worth restarting the upload for."""
         try:
             resp = self._start_upload(op)
             if resp.status_code != 202:
                 raise self._fail(resp, op)
-        except _TransientError as e:  # the POST was already retried: the registry is down, stop here
+        except TransientError as e:  # the POST was already retried: the registry is down, stop here
             raise RegistryError(str(e)) from None
         location = self._upload_location(resp, op)
         headers = {"Content-Type": "application/octet-stream"}
         try:
             resp = self._request(
                 "PUT",
-                _with_query(location, digest=digest),
+                with_query(location, digest=digest),
                 op=op,
                 scopes=self._scopes("pull", "push"),
                 headers=headers,
@@ -1033,7 +654,7 @@ class RegistryRepository(Repository):
         if resp.status_code != 202:
             raise self._fail(resp, op)
         location = self._upload_location(resp, op)
-        body = _HashingChunks(chunks, progress, size)
+        body = HashingChunks(chunks, progress, size)
         try:
             resp = self._request(
                 "PATCH",
@@ -1049,10 +670,10 @@ class RegistryRepository(Repository):
                 raise self._fail(resp, op)
             location = self._upload_location(resp, op)
             digest = body.digest
-            op = f"push blob {_short(digest)} ({body.size} bytes) to {self.display}"
+            op = f"push blob {short(digest)} ({body.size} bytes) to {self.display}"
             resp = self._request(
                 "PUT",
-                _with_query(location, digest=digest),
+                with_query(location, digest=digest),
                 op=op,
                 scopes=self._scopes("pull", "push"),
                 headers={"Content-Length": "0"},
@@ -1081,7 +702,7 @@ class RegistryRepository(Repository):
         check_repository(from_repository)
         if from_repository == self.repository:
             return self.blob_exists(digest)
-        op = f"mount blob {_short(digest)} from {from_repository} into {self.display}"
+        op = f"mount blob {short(digest)} from {from_repository} into {self.display}"
         scopes = merge_scopes(self._scopes("pull", "push"), repository_scope(from_repository, "pull"))
         resp = self._start_upload(op, {"mount": digest, "from": from_repository}, scopes)
         if resp.status_code == 201:
@@ -1119,7 +740,7 @@ class RegistryRepository(Repository):
             raise self._fail(resp, op, not_found=f"manifest {reference} not found in {self.display}{hint}")
         header_digest = resp.headers.get("Docker-Content-Digest", "")
         data = self._read_limited(resp, MAX_MANIFEST, f"manifest {reference} in {self.display}")
-        media_type = _media_type_of(resp, data)
+        media_type = media_type_of(resp, data)
         return data, media_type, self._verified_digest(data, reference, header_digest)
 
     def _verified_digest(self, data: bytes, reference: str, header_digest: str) -> str:
@@ -1197,7 +818,7 @@ class RegistryRepository(Repository):
     ) -> tuple[str, requests.Response]:
         self._check_ref(reference)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        op = f"put manifest {_short(digest)} to {self.display}" + (
+        op = f"put manifest {short(digest)} to {self.display}" + (
             "" if reference == digest else f":{reference}"
         )
         resp = self._request(
@@ -1235,14 +856,14 @@ class RegistryRepository(Repository):
         op = f"list tags of {self.display}"
         url: str | None = self._url("tags", "list")
         if page_size:
-            url = _with_query(cast(str, url), n=str(int(page_size)))
+            url = with_query(cast(str, url), n=str(int(page_size)))
         tags: set[str] = set()
         seen: set[str] = set()
         while url and url not in seen:
             seen.add(url)
             resp = self._request("GET", url, op=op, scopes=self._scopes("pull"), stream=True)
             if resp.status_code == 404 and not tags:
-                _discard(resp)
+                discard(resp)
                 return []  # NAME_UNKNOWN: the repository has never been pushed to
             if resp.status_code != 200:
                 raise self._fail(resp, op)
@@ -1278,7 +899,7 @@ class RegistryRepository(Repository):
         if others:
             raise RegistryError(
                 f"cannot delete tag {tag!r} of {self.display} alone: the registry can only delete manifest "
-                f"{_short(digest)}, which tags {', '.join(others[:5])} also point to; "
+                f"{short(digest)}, which tags {', '.join(others[:5])} also point to; "
                 "re-point or delete those first"
             )
         op = f"delete tag {tag} of {self.display}"
@@ -1287,7 +908,7 @@ class RegistryRepository(Repository):
             resp.close()
             return
         resp.close()
-        op = f"delete manifest {_short(digest)} (tag {tag}) of {self.display}"
+        op = f"delete manifest {short(digest)} (tag {tag}) of {self.display}"
         resp = self._request("DELETE", self._url("manifests", digest), op=op, scopes=self._scopes("delete"))
         if resp.status_code not in (200, 202, 204):
             raise self._fail(resp, op, not_found=f"tag {tag!r} not found in {self.display}")
@@ -1296,10 +917,10 @@ class RegistryRepository(Repository):
     # ---- referrers -----------------------------------------------------------------------------
     def _referrers_api(self, digest: str, artifact_type: str | None) -> list[dict[str, Any]] | None:
         """Manifests from ``GET /referrers/<digest>``, or None if the registry has no referrers API."""
-        op = f"list referrers of {_short(digest)} in {self.display}"
+        op = f"list referrers of {short(digest)} in {self.display}"
         url = self._url("referrers", digest)
         if artifact_type:
-            url = _with_query(url, artifactType=artifact_type)
+            url = with_query(url, artifactType=artifact_type)
         resp = self._request(
             "GET", url, op=op, scopes=self._scopes("pull"), headers={"Accept": OCI_INDEX}, stream=True
         )
@@ -1307,7 +928,7 @@ class RegistryRepository(Repository):
         if resp.status_code != 200 or ct != OCI_INDEX:
             if resp.status_code in (403, 429) or resp.status_code >= 500:
                 raise self._fail(resp, op)
-            _discard(resp)
+            discard(resp)
             return None
         data = self._read_limited(resp, MAX_MANIFEST, f"referrers of {digest} in {self.display}")
         try:
@@ -1342,16 +963,16 @@ class RegistryRepository(Repository):
     def _add_to_referrers_index(self, subject: str, desc: Descriptor) -> None:
         """Merge ``desc`` into the subject's ``sha256-<hex>`` index; re-read, retry if a writer raced us."""
         tag = referrers_tag(subject)
-        with _index_lock(self.base_url, self.repository, tag):
+        with index_lock(self.base_url, self.repository, tag):
             for attempt in range(REFERRERS_MERGE_ATTEMPTS):
                 index = self._read_referrers_index(tag)
                 if not _index_has(index, desc.digest):
                     self._put_referrers_index(tag, merge_referrers_index(index, desc))
                 if _index_has(self._read_referrers_index(tag), desc.digest):
                     return
-                time.sleep(_backoff(attempt) / 2)
+                time.sleep(backoff(attempt) / 2)
         raise RegistryError(
-            f"could not record referrer {_short(desc.digest)} of {_short(subject)} in {tag} of "
+            f"could not record referrer {short(desc.digest)} of {short(subject)} in {tag} of "
             f"{self.display} after {REFERRERS_MERGE_ATTEMPTS} attempts (concurrent writers?): "
             "push the referrer again"
         )
