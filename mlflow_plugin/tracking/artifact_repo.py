@@ -27,7 +27,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 from mlflow.store.artifact.artifact_repo import ArtifactRepository, StreamUploadMixin
 
-from mlflow_plugin.drafts.draft import DraftKit, download_file
+from mlflow_plugin.drafts.download import download_file
+from mlflow_plugin.drafts.draft import DraftKit
 from mlflow_plugin.drafts.uri import ArtifactLocation, parse_artifact_uri
 from mlflow_plugin.errors import ModelKitError, NotFoundError, ReferenceFormatError
 from mlflow_plugin.kit.unpack import Staging
