@@ -11,14 +11,13 @@ appears (temp file, then rename).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from mlflow_plugin._internal.atomic import temp_beside
 from mlflow_plugin._internal.pipeline import fan_out
 from mlflow_plugin.errors import DigestMismatchError, UnsafeArchiveError
 from mlflow_plugin.kit.fileindex import check_header, header_name, pax_records
@@ -45,29 +44,21 @@ def download_file(repo: Repository, f: IndexedFile, dest: str) -> None:
     name a regular file of the indexed size at the indexed path, so a range download yields what
     ``unpack`` would (the index is written by whoever wrote the kit and proves nothing alone).
     """
-    d = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(prefix=".modelkit-dl-", dir=d)
-    try:
+    with temp_beside(os.path.dirname(os.path.abspath(dest)), ".modelkit-dl-") as t:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            # one range request; reading, hashing and writing overlap on three threads
-            chunks = _after_header(repo, f, repo.iter_range(f.layer.digest, f.offset - BLOCK, f.size + BLOCK))
-            n = fan_out(chunks, [h.update, out.write])
-            if n != f.size:
-                raise DigestMismatchError(
-                    f"short read of {f.path} from layer {f.layer.digest} ({n} of {f.size} bytes)"
-                )
+        # one range request; reading, hashing and writing overlap on three threads
+        chunks = _after_header(repo, f, repo.iter_range(f.layer.digest, f.offset - BLOCK, f.size + BLOCK))
+        n = fan_out(chunks, [h.update, t.file.write])
+        if n != f.size:
+            raise DigestMismatchError(
+                f"short read of {f.path} from layer {f.layer.digest} ({n} of {f.size} bytes)"
+            )
         if h.hexdigest() != f.sha256:
             raise DigestMismatchError(
                 f"artifact {f.path!r} hashes to sha256:{h.hexdigest()}, the kit's index says "
                 f"sha256:{f.sha256}; layer {f.layer.digest} is corrupt or was tampered with"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        t.commit(dest)
 
 
 BLOCK = 512

@@ -18,11 +18,11 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from mlflow_plugin._internal.atomic import temp_beside
 from mlflow_plugin.errors import DigestMismatchError, ModelKitError, NotFoundError
 from mlflow_plugin.storage.base import (
     Progress,
@@ -106,18 +106,9 @@ class LayoutRepository(Repository):
                 self._depth -= 1
 
     def _atomic_write(self, dest: str, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(dest))
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with temp_beside(os.path.dirname(dest), ".tmp-") as t:
+            t.file.write(data)
+            t.commit(dest, fsync=True)
 
     def _read_index(self) -> dict[str, Any]:
         p = os.path.join(self.path, "index.json")
@@ -194,32 +185,23 @@ class LayoutRepository(Repository):
     ) -> tuple[str, int]:
         d = os.path.join(self.path, "blobs", "sha256")
         os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".ingest-", dir=d)
         h = hashlib.sha256()
         n = 0
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    h.update(chunk)
-                    f.write(chunk)
-                    n += len(chunk)
-                    if progress:
-                        progress(len(chunk))
-                f.flush()
-                os.fsync(f.fileno())
+        with temp_beside(d, ".ingest-") as t:
+            for chunk in chunks:
+                h.update(chunk)
+                t.file.write(chunk)
+                n += len(chunk)
+                if progress:
+                    progress(len(chunk))
             digest = "sha256:" + h.hexdigest()
             if expect is not None and (digest, n) != expect:
                 raise DigestMismatchError(
                     f"upload to {self.display}: content hashes to {digest} ({n} bytes), expected "
                     f"{expect[0]} ({expect[1]} bytes); the source changed or is corrupt"
                 )
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self._blob_path(digest))
+            t.commit(self._blob_path(digest), fsync=True)
             return digest, n
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
 
     # ---- manifests ---------------------------------------------------------------------------
     def get_manifest(self, reference: str) -> tuple[bytes, str, str]:
