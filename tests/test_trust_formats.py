@@ -22,8 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from mlflow_plugin.errors import ModelKitError
 from mlflow_plugin.storage.base import merge_referrers_index, referrer_descriptor, referrers_tag
-from mlflow_plugin.trust import cosign, dsse, keys, oms
+from mlflow_plugin.storage.descriptor import Descriptor
+from mlflow_plugin.storage.layout import LayoutRepository
+from mlflow_plugin.storage.mediatypes import EMPTY_DIGEST, EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
+from mlflow_plugin.trust import attach, cosign, dsse, keys, oms
 from mlflow_plugin.trust.dsse import VerificationError
+from mlflow_plugin.trust.signer import Signer
 
 PASSWORD = b"correct horse battery staple 7731"
 DIGEST = "sha256:" + "ab" * 32
@@ -78,16 +82,21 @@ def _model(tmp_path: Path) -> Path:
     return m
 
 
+def _sign_oms(files: list[tuple[str, str]], k, model_name: str = "model") -> bytes:
+    """An OMS bundle as the Signer makes one (model_signing's key hint), without an OCI layout."""
+    return dsse.sign_bundle(oms.oms_statement(files, model_name), k, hint="model_signing")
+
+
 def _sign_dir(m: Path, k) -> Path:
     sig = m / "model.sig"
-    sig.write_bytes(oms.sign_oms(oms.hash_model_dir(str(m)), k, model_name=m.name))
+    sig.write_bytes(_sign_oms(oms.hash_model_dir(str(m)), k, model_name=m.name))
     return sig
 
 
 # --------------------------------------------------------------------------- doctests
 
 
-@pytest.mark.parametrize("name", ["keys", "dsse", "cosign", "oms"])
+@pytest.mark.parametrize("name", ["keys", "dsse", "cosign", "oms", "signer"])
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(f"mlflow_plugin.trust.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False, report=True)
@@ -683,13 +692,13 @@ def test_signable_files_drops_ignored_paths(key) -> None:
     kept = oms.signable_files(files, ignore_paths=["logs"]) + oms.signable_files([("logs/a", "44" * 32)])
     assert kept == [("w", "33" * 32), ("logs/a", "44" * 32)]
     assert oms.signable_files([("logs/a", "44" * 32)], ignore_paths=["logs"]) == []
-    oms.sign_oms(oms.signable_files(files), key)
+    _sign_oms(oms.signable_files(files), key)
 
 
 def test_verify_oms_files_before_writing(tmp_path: Path, key) -> None:
     m = _model(tmp_path)
     files = oms.hash_model_dir(str(m))
-    bundle = oms.sign_oms(files, key)
+    bundle = _sign_oms(files, key)
     st = oms.verify_oms_files(bundle, files, [key.public_key()])
     assert st["predicateType"] == oms.OMS_PREDICATE
     changed = [(n, "ff" * 32 if n == "weights.bin" else d) for n, d in files]
@@ -698,26 +707,34 @@ def test_verify_oms_files_before_writing(tmp_path: Path, key) -> None:
 
 
 # --------------------------------------------------------------------------- the real OpenSSF verifier
+# model-signing 1.1.1 (and pyopenssl, which it imports without declaring) are in the ``test`` extra:
+# without them these cross-checks fail with the reason, never skip, so interop is never silently untested.
 
 MODEL_SIGNING = Path(sys.executable).parent / "model_signing"
 
 
 def _model_signing_missing() -> str | None:
     if not MODEL_SIGNING.exists():
-        return f"{MODEL_SIGNING} not installed: pip install 'model-signing==1.1.1' pyopenssl"
+        return f"{MODEL_SIGNING} not installed: pip install -e '.[test]' (model-signing==1.1.1, pyopenssl)"
     try:
         importlib.import_module("model_signing")
     except ImportError as e:  # 1.1.1 imports OpenSSL without declaring pyopenssl
-        return f"model_signing cannot be imported ({e}): pip install pyopenssl"
+        return f"model_signing cannot be imported ({e}): pip install -e '.[test]' (pyopenssl)"
     return None
 
 
-needs_model_signing = pytest.mark.skipif(
-    _model_signing_missing() is not None, reason=str(_model_signing_missing())
-)
+@pytest.fixture(scope="module")
+def model_signing_cli() -> Path:
+    """The real ``model_signing`` CLI; a missing one fails the test that needs it."""
+    missing = _model_signing_missing()
+    if missing is not None:
+        pytest.fail(f"the model_signing interop checks cannot run: {missing}", pytrace=False)
+    return MODEL_SIGNING
 
 
 def _ms(*args: str) -> subprocess.CompletedProcess:
+    missing = _model_signing_missing()
+    assert missing is None, missing
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_MODELKIT_")}
     return subprocess.run(
         [str(MODEL_SIGNING), *args], capture_output=True, text=True, timeout=180, env=env, check=False
@@ -735,8 +752,7 @@ def keypair(tmp_path: Path) -> tuple[ec.EllipticCurvePrivateKey, Path]:
     return keys.load_private_key(priv, PASSWORD), Path(pub)
 
 
-@needs_model_signing
-def test_model_signing_accepts_our_oms_bundle(tmp_path: Path, keypair) -> None:
+def test_model_signing_accepts_our_oms_bundle(tmp_path: Path, keypair, model_signing_cli) -> None:
     k, pub = keypair
     m = _model(tmp_path)
     _sign_dir(m, k)
@@ -746,7 +762,6 @@ def test_model_signing_accepts_our_oms_bundle(tmp_path: Path, keypair) -> None:
     assert "WARNING" not in r.stdout + r.stderr  # our hint is model_signing's own format
 
 
-@needs_model_signing
 @pytest.mark.parametrize(
     ("tamper", "expect"),
     [
@@ -755,7 +770,9 @@ def test_model_signing_accepts_our_oms_bundle(tmp_path: Path, keypair) -> None:
         (lambda m: (m / "sub" / "tokenizer.txt").unlink(), "Missing files"),
     ],
 )
-def test_model_signing_rejects_tampered_tree(tmp_path: Path, keypair, tamper, expect: str) -> None:
+def test_model_signing_rejects_tampered_tree(
+    tmp_path: Path, keypair, tamper, expect: str, model_signing_cli
+) -> None:
     k, pub = keypair
     m = _model(tmp_path)
     _sign_dir(m, k)
@@ -767,8 +784,7 @@ def test_model_signing_rejects_tampered_tree(tmp_path: Path, keypair, tamper, ex
         oms.verify_oms((m / "model.sig").read_bytes(), str(m), [keys.load_public_key(str(pub))])
 
 
-@needs_model_signing
-def test_model_signing_rejects_wrong_key(tmp_path: Path, keypair) -> None:
+def test_model_signing_rejects_wrong_key(tmp_path: Path, keypair, model_signing_cli) -> None:
     k, _ = keypair
     m = _model(tmp_path)
     _sign_dir(m, k)
@@ -777,8 +793,7 @@ def test_model_signing_rejects_wrong_key(tmp_path: Path, keypair) -> None:
     assert r.returncode == 1, r.stdout + r.stderr
 
 
-@needs_model_signing
-def test_model_signing_accepts_hintless_bundle(tmp_path: Path, keypair) -> None:
+def test_model_signing_accepts_hintless_bundle(tmp_path: Path, keypair, model_signing_cli) -> None:
     """A bundle with no hint (the form cosign-side verifiers also accept) passes, with a warning."""
     k, pub = keypair
     m = _model(tmp_path)
@@ -788,8 +803,7 @@ def test_model_signing_accepts_hintless_bundle(tmp_path: Path, keypair) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@needs_model_signing
-def test_we_verify_model_signing_output_and_share_its_root_digest(tmp_path: Path) -> None:
+def test_we_verify_model_signing_output_and_share_its_root_digest(tmp_path: Path, model_signing_cli) -> None:
     priv, pub = keys.generate_keypair(str(tmp_path / "plain"), None)  # 1.1.1's --password is broken
     m = _model(tmp_path)
     sig = tmp_path / "upstream.sig"
@@ -805,6 +819,63 @@ def test_we_verify_model_signing_output_and_share_its_root_digest(tmp_path: Path
     (m / "config.json").write_text("{}")
     with pytest.raises(VerificationError, match=r"file 'config\.json'"):
         oms.verify_oms(sig.read_bytes(), str(m), [pub])
+
+
+def _signed_kit(tmp_path: Path, k) -> tuple[Path, bytes]:
+    """A model tree (with the Kitfile unpack writes) signed through :class:`Signer` into an ``oci:``
+    layout; returns the tree and the model_signing bundle read back from the kit's referrers."""
+    m = _model(tmp_path)
+    repo = LayoutRepository(str(tmp_path / "layout"), create=True)
+    repo.push_bytes(EMPTY_JSON, OCI_EMPTY)
+    data = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_DIGEST, "size": 2},
+            "layers": [],
+        }
+    ).encode()
+    kit = Descriptor(OCI_MANIFEST, repo.put_manifest(data, OCI_MANIFEST, tag="v1"), len(data))
+    (m / "Kitfile").write_text("manifestVersion: 1.0.0\n")  # unpack writes it; the bundle ignores it
+    Signer(k).attest(repo, kit, "model_signing", oms.hash_model_dir(str(m)), name=m.name)
+    (att,) = attach.list_attachments(repo, kit.digest)
+    assert att.kind == "model_signing"
+    return m, att.bundle
+
+
+def test_model_signing_accepts_the_signers_kit_bundle(tmp_path: Path, keypair, model_signing_cli) -> None:
+    """What ``Signer.attest(..., "model_signing", ...)`` attaches is what ``unpack`` writes as model.sig."""
+    k, pub = keypair
+    m, bundle = _signed_kit(tmp_path, k)
+    (m / "model.sig").write_bytes(bundle)
+    r = _ms_verify(m, pub)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "WARNING" not in r.stdout + r.stderr
+    oms.verify_oms(bundle, str(m), [pub.read_text()])
+    (m / "config.json").write_text('{"k": 2}\n')
+    r = _ms_verify(m, pub)
+    assert r.returncode == 1 and "Hash mismatch for" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+NOT_INTEROP = {
+    "test_model_signing_pinned_in_test_extras",
+    "test_model_signing_cross_checks_cannot_be_skipped",
+}
+
+
+def test_model_signing_cross_checks_cannot_be_skipped() -> None:
+    """model_signing is installed, and every interop test takes the fixture that fails without it."""
+    assert _model_signing_missing() is None, _model_signing_missing()
+    interop = [
+        (name, fn)
+        for name, fn in globals().items()
+        if name.startswith(("test_model_signing_", "test_we_verify_model_signing"))
+        and name not in NOT_INTEROP
+    ]
+    assert len(interop) >= 6
+    for name, fn in interop:
+        assert "model_signing_cli" in fn.__code__.co_varnames[: fn.__code__.co_argcount], name
+        assert not [m for m in getattr(fn, "pytestmark", []) if m.name in ("skip", "skipif")], name
 
 
 def test_model_signing_pinned_in_test_extras() -> None:

@@ -23,7 +23,9 @@ Steps (each reported to ``progress(stage, done, total)``):
 3. **attest** — SLSA provenance from the run, the scan report, a CycloneDX ML-BOM and an
    OpenSSF model_signing bundle, each a signed Sigstore bundle attached as an OCI referrer.
 4. **sign** — a cosign-style signature over the manifest digest (referrer bundle) and a legacy
-   ``sha256-<hex>.sig`` simple-signing signature.
+   ``sha256-<hex>.sig`` simple-signing signature. Both stages go through one
+   :class:`~mlflow_plugin.trust.signer.Signer`, loaded from the key before anything else happens;
+   nothing else sees the private key.
 5. **tag** — only now does the tag move: a failure earlier leaves no tag on an unsigned kit.
 6. **record** — run tags ``modelkit.ref``, ``modelkit.digest``, ``modelkit.signed``,
    ``modelkit.scan``; optionally a registered model version whose source is the pinned kit.
@@ -40,7 +42,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow_plugin._version import __version__
 from mlflow_plugin.drafts.draft import DraftKit
@@ -58,6 +60,9 @@ from mlflow_plugin.storage.layout import LayoutRepository
 from mlflow_plugin.storage.locations import StorageSettings
 from mlflow_plugin.storage.mediatypes import OCI_MANIFEST
 from mlflow_plugin.storage.reference import check_tag
+
+if TYPE_CHECKING:
+    from mlflow_plugin.trust.signer import Signer
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -240,7 +245,7 @@ def publish_run(
     from mlflow_plugin.scanner.api import scan_kit
     from mlflow_plugin.scanner.context import Policy
     from mlflow_plugin.scanner.report import Severity
-    from mlflow_plugin.trust import attach, cosign, dsse, keys, oms
+    from mlflow_plugin.trust.signer import Signer
 
     cfg = config or load_config()
     progress = progress or _noop
@@ -250,9 +255,7 @@ def publish_run(
         raise ModelKitError(
             "no signing key: pass --key PATH or set signing.key / MLFLOW_MODELKIT_SIGNING_KEY"
         )
-    private = keys.load_private_key(
-        key_path, password if password is not None else keys.passphrase_from_env()
-    )
+    signer = Signer.from_key_file(key_path, password)  # None: $MLFLOW_MODELKIT_KEY_PASSWORD or a prompt
     client = MlflowClient(tracking_uri=tracking_uri)
     run = _get_run(client, run_id, tracking_uri)
     run_uri = resolve_artifact_uri(run.info.artifact_uri, cfg.artifacts_destination)
@@ -313,50 +316,28 @@ def publish_run(
         _blocked(client, run_id, report, threshold, "the scan")
 
     # ---- 3./4. attest and sign ------------------------------------------------------------------
-    reused = _already_signed(target, digest, private.public_key())
+    # what publish attests, with the evidence and the subject name each statement carries
+    evidence: list[tuple[str, Any, str | None]] = [
+        ("provenance", statement, None),
+        ("scan", report.to_json(), target_store),
+        ("sbom", bom, target_store),
+        ("model_signing", [(p, sha) for p, _size, sha in files], _sanitize(model_name or tag)),
+    ]
+    kinds = [kind for kind, doc, _name in evidence if doc is not None] + ["signature"]
+    reused = _already_signed(target, digest, signer, kinds)
     attachments: dict[str, str] = {}
     provenance = None
     if not reused:
-        progress("attest", 0, 4)
         provenance = statement
-        attachments["provenance"] = attach.attach_bundle(
-            target, subject, dsse.sign_bundle(provenance, private, hint="cosign"), attach.PRED_PROVENANCE
-        )
-        progress("attest", 1, 4)
-        scan_stmt = dsse.statement(
-            [{"name": target_store, "digest": {"sha256": digest.split(":", 1)[1]}}],
-            attach.PRED_SCAN,
-            report.to_json(),
-        )
-        attachments["scan"] = attach.attach_bundle(
-            target, subject, dsse.sign_bundle(scan_stmt, private, hint="cosign"), attach.PRED_SCAN
-        )
-        progress("attest", 2, 4)
-        if bom is not None:
-            bom_stmt = dsse.statement(
-                [{"name": target_store, "digest": {"sha256": digest.split(":", 1)[1]}}], attach.PRED_SBOM, bom
-            )
-            attachments["sbom"] = attach.attach_bundle(
-                target, subject, dsse.sign_bundle(bom_stmt, private, hint="cosign"), attach.PRED_SBOM
-            )
-        progress("attest", 3, 4)
-        # unpack writes the Kitfile and model.sig next to the files: model_signing must ignore both
-        ignore = ["Kitfile"]
-        oms_files = oms.signable_files([(p, sha) for p, _size, sha in files], ignore)
-        oms_bundle = oms.sign_oms(
-            oms_files, private, model_name=_sanitize(model_name or tag), ignore_paths=ignore
-        )
-        attachments["model_signing"] = attach.attach_bundle(target, subject, oms_bundle, attach.PRED_OMS)
-        progress("attest", 4, 4)
+        progress("attest", 0, len(evidence))
+        for done, (kind, doc, name) in enumerate(evidence, 1):
+            if doc is not None:  # no ML-BOM without the cyclonedx library
+                attachments[kind] = signer.attest(target, subject, kind, doc, name=name)
+            progress("attest", done, len(evidence))
         progress("sign", 0, 2)
-        attachments["signature"] = attach.attach_bundle(
-            target,
-            subject,
-            dsse.sign_bundle(cosign.cosign_sign_statement(digest), private, hint="cosign"),
-            attach.PRED_SIGN,
-        )
+        attachments["signature"] = signer.attest(target, subject, "signature")
         progress("sign", 1, 2)
-        _legacy_signature(target, target_store, digest, private)
+        signer.legacy_signature(target, _docker_ref(target_store), digest)
         progress("sign", 2, 2)
 
     # ---- 5. tag ---------------------------------------------------------------------------------
@@ -634,31 +615,18 @@ def _scan_metadata(run: Any, redact_params: list[str], documents: dict[str, Any]
     return report
 
 
-def _already_signed(repo: Repository, digest: str, public_key: Any) -> bool:
-    from mlflow_plugin.harden.verify import TrustPolicy, VerifyResult, verify_attachments
+def _already_signed(repo: Repository, digest: str, signer: Signer, kinds: list[str]) -> bool:
+    """Whether ``digest`` already has every attestation of ``kinds`` and a legacy ``.sig`` signature,
+    all valid and by ``signer``'s key: then publishing again signs nothing (bundles by other keys,
+    or broken ones, do not count and do not stop the reuse)."""
+    from mlflow_plugin.trust.signer import LEGACY
 
-    result = VerifyResult("", digest)
-    verify_attachments(
-        repo,
-        digest,
-        TrustPolicy(trusted_keys=[public_key], required_attestations=["provenance", "scan"]),
-        result,
-    )
-    return result.ok
+    return signer.verifier().check(repo, digest).has(*kinds, LEGACY)
 
 
-def _legacy_signature(repo: Repository, store: str, digest: str, private: Any) -> None:
-    from mlflow_plugin.storage.mediatypes import OCI_MANIFEST as MT
-    from mlflow_plugin.trust import cosign
-
-    docker_ref = store[4:] if store.startswith("oci:") else store
-    payload = cosign.simple_signing_payload(docker_ref, digest)
-    sig = cosign.sign_simple(payload, private)
-    manifest, config = cosign.signature_image(payload, sig)
-    m = json.loads(manifest)
-    repo.push_bytes(config, m["config"]["mediaType"])
-    repo.push_bytes(payload, m["layers"][0]["mediaType"])
-    repo.put_manifest(manifest, MT, tag=cosign.sig_tag(digest))
+def _docker_ref(store: str) -> str:
+    """The ``docker-reference`` a legacy signature claims: ``host/repo``, or the layout's path."""
+    return store[4:] if store.startswith("oci:") else store
 
 
 def _run_facts(client: Any, run_id: str, files: list[tuple[str, int, str]], redact_params: list[str]) -> Any:

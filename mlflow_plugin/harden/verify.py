@@ -9,13 +9,14 @@ Checks, in order: the manifest (by tag or digest) and its digest; a cosign-style
 that digest by a trusted key; the legacy ``.sig`` signature when present; each required
 attestation (provenance, scan, sbom) signed by a trusted key with the manifest digest as its
 subject; the scan verdict within the policy's maximum severity; the model_signing bundle's
-signature; and (``deep=True``) every blob re-hashed while streamed.
+signature; and (``deep=True``) every blob re-hashed while streamed. The signatures are checked by
+one :class:`~mlflow_plugin.trust.signer.Verifier` built from the policy's trusted keys.
 
 Referrers are judged by their own manifests (see :func:`~mlflow_plugin.trust.attach.list_attachments`),
 so a kit copied with ``skopeo copy`` verifies on the second registry. Referrers that cannot be used
 (unknown type, malformed, oversized, about another subject) never fail verification by themselves:
-they are listed in ``VerifyResult.notes`` (and ``to_json()["notes"]``) and summed up by a passing
-``skipped referrers`` check, which the CLI prints.
+they are listed in ``VerifyResult.notes`` (and ``to_json()["notes"]``), which the CLI prints as
+``NOTE`` lines.
 """
 
 from __future__ import annotations
@@ -28,16 +29,7 @@ from typing import Any
 from mlflow_plugin.errors import ModelKitError
 from mlflow_plugin.scanner.report import Severity
 from mlflow_plugin.storage.base import Repository
-from mlflow_plugin.trust.attach import (
-    KIND_BY_PREDICATE,
-    PRED_OMS,
-    PRED_PROVENANCE,
-    PRED_SBOM,
-    PRED_SCAN,
-    list_attachments,
-)
-
-KIND_TO_PRED = {"provenance": PRED_PROVENANCE, "scan": PRED_SCAN, "sbom": PRED_SBOM}
+from mlflow_plugin.trust.signer import KIND_BY_PREDICATE, LEGACY, Verification, Verifier
 
 
 @dataclass
@@ -58,13 +50,9 @@ class TrustPolicy:
             require_signature=True,
         )
 
-    def public_keys(self) -> list[Any]:
-        from mlflow_plugin.trust.keys import load_public_key
-
-        out = []
-        for k in self.trusted_keys:
-            out.append(k if hasattr(k, "public_numbers") else load_public_key(k))
-        return out
+    def verifier(self) -> Verifier:
+        """The trusted keys, loaded once (a key that cannot be loaded raises, in one line)."""
+        return Verifier(self.trusted_keys)
 
 
 @dataclass
@@ -102,17 +90,18 @@ class VerifyResult:
         }
 
 
-def _subject_matches(stmt: dict[str, Any], digest: str) -> bool:
-    hexd = digest.split(":", 1)[1]
-    return any((s.get("digest") or {}).get("sha256") == hexd for s in stmt.get("subject") or [])
+def verify_attachments(
+    repo: Repository,
+    digest: str,
+    policy: TrustPolicy,
+    result: VerifyResult,
+    verifier: Verifier | None = None,
+) -> None:
+    """Signature and attestation checks for the manifest ``digest`` (no blob re-hashing).
 
-
-def verify_attachments(repo: Repository, digest: str, policy: TrustPolicy, result: VerifyResult) -> None:
-    """Signature and attestation checks for the manifest ``digest`` (no blob re-hashing)."""
-    from mlflow_plugin.trust.dsse import verify_bundle
-
-    keys = policy.public_keys()
-    if not keys:
+    ``verifier`` (default: ``policy.verifier()``) lets a caller that checks many manifests load
+    the trusted keys once."""
+    if verifier is None and not policy.trusted_keys:
         result.checks.append(
             Check(
                 "trusted keys",
@@ -122,36 +111,23 @@ def verify_attachments(repo: Repository, digest: str, policy: TrustPolicy, resul
             )
         )
         return
-    notes: list[str] = []
-    atts = list_attachments(repo, digest, notes)
-    _add_notes(result, notes)
-    verified: dict[str, dict[str, Any]] = {}
-    bad: dict[str, str] = {}
-    for a in atts:
-        try:
-            stmt, _key = verify_bundle(a.bundle, keys)
-        except ModelKitError as e:
-            bad.setdefault(a.kind, str(e))
-            continue
-        # no predicateType annotation (some copiers and tools drop it): the signed statement says
-        pred = a.predicate_type or str(stmt.get("predicateType") or "")
-        kind = KIND_BY_PREDICATE.get(pred, pred)
-        if pred != PRED_OMS and not _subject_matches(stmt, digest):
-            bad.setdefault(kind, f"{kind} statement is about another artifact (subject digest mismatch)")
-            continue
-        if stmt.get("predicateType") != pred:
-            bad.setdefault(
-                kind,
-                f"{kind} bundle's predicateType {stmt.get('predicateType')!r} does not match its annotation",
-            )
-            continue
-        verified.setdefault(kind, stmt)
+    found = (verifier or policy.verifier()).check(repo, digest)
+    _add_notes(result, found.notes)
+    _record(found, policy, result)
+
+
+def _record(found: Verification, policy: TrustPolicy, result: VerifyResult) -> None:
+    """Turn what the verifier found into the policy's checks, in the documented order."""
+    verified, bad = found.verified, found.failures
     sig_ok = "signature" in verified
     detail = (
         "signed by a trusted key" if sig_ok else bad.get("signature", "no signature found for this digest")
     )
     result.checks.append(Check("signature", sig_ok or not policy.require_signature, detail))
-    _legacy_sig(repo, digest, keys, result)
+    if LEGACY in verified:
+        result.checks.append(Check("legacy .sig", True, "cosign simple-signing signature valid"))
+    elif LEGACY in bad:
+        result.checks.append(Check("legacy .sig", False, bad[LEGACY]))
     for kind in policy.required_attestations:
         ok = kind in verified
         result.checks.append(
@@ -188,25 +164,6 @@ def verify_attachments(repo: Repository, digest: str, policy: TrustPolicy, resul
 def _add_notes(result: VerifyResult, notes: list[str]) -> None:
     """Record ``notes``: things skipped on the way that do not decide the verdict (the CLI prints them)."""
     result.notes.extend(notes)
-
-
-def _legacy_sig(repo: Repository, digest: str, keys: list[Any], result: VerifyResult) -> None:
-    from mlflow_plugin.errors import NotFoundError
-    from mlflow_plugin.trust.cosign import sig_tag, verify_simple
-
-    try:
-        data, _mt, _d = repo.get_manifest(sig_tag(digest))
-    except NotFoundError:
-        return  # optional: only older cosign needs it
-    try:
-        m = json.loads(data)
-        layer = (m.get("layers") or [])[0]
-        payload = repo.read_blob(layer["digest"], layer.get("size"), limit=1 << 20)
-        sig = (layer.get("annotations") or {}).get("dev.cosignproject.cosign/signature", "")
-        verify_simple(payload, sig, keys, digest)
-        result.checks.append(Check("legacy .sig", True, "cosign simple-signing signature valid"))
-    except (ModelKitError, IndexError, KeyError, ValueError) as e:
-        result.checks.append(Check("legacy .sig", False, str(e).splitlines()[0]))
 
 
 def verify_kit(
@@ -252,10 +209,13 @@ def verify_kit(
 
 def load_verifier(repo: Repository, policy: TrustPolicy, ref: str) -> Callable[[bytes, str], None]:
     """A manifest hook for verify-on-load: raises before any file of an untrusted kit is written."""
+    loaded: list[Verifier] = []  # the trusted keys, loaded on the first manifest and kept
 
     def check(data: bytes, digest: str) -> None:
         result = VerifyResult(ref, digest)
-        verify_attachments(repo, digest, policy, result)
+        if not loaded and policy.trusted_keys:
+            loaded.append(policy.verifier())
+        verify_attachments(repo, digest, policy, result, loaded[0] if loaded else None)
         # the config (Kitfile) is never downloaded by a load, but the signature covers it too
         try:
             config = json.loads(data)["config"]

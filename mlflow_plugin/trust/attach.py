@@ -14,6 +14,9 @@ CycloneDX BOM                   the ML-BOM
 model_signing v1.0              the OpenSSF model_signing bundle (``model.sig``)
 ==============================  ==================================================
 
+Bundles are signed and attached in one step by :meth:`mlflow_plugin.trust.signer.Signer.attest`;
+:class:`~mlflow_plugin.trust.signer.Verifier` reads them back through :func:`list_attachments`.
+
 Registries without a referrers API (distribution 2.8) get the ``sha256-<hex>`` tag-schema
 index; the store layer maintains it. Reading them back, :func:`list_attachments` trusts no index
 entry: it fetches each referrer manifest (bounded in number and bytes) and judges it by its own
@@ -25,9 +28,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from mlflow_plugin._internal.times import now_rfc3339
 from mlflow_plugin.errors import ModelKitError
 from mlflow_plugin.storage.base import Repository
 from mlflow_plugin.storage.descriptor import Descriptor, check_digest
@@ -69,10 +72,6 @@ class Attachment:
     @property
     def kind(self) -> str:
         return KIND_BY_PREDICATE.get(self.predicate_type, self.predicate_type)
-
-
-def now_rfc3339() -> str:
-    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def attach_bundle(

@@ -19,6 +19,7 @@ import getpass
 import hashlib
 import os
 import sys
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -126,11 +127,14 @@ def generate_keypair(out_dir: str, password: bytes | None) -> tuple[str, str]:
     return priv_path, pub_path
 
 
-def load_private_key(path: str, password: bytes | None) -> ec.EllipticCurvePrivateKey:
+def load_private_key(
+    path: str, password: bytes | Callable[[], bytes | None] | None
+) -> ec.EllipticCurvePrivateKey:
     """Load an ECDSA P-256 private key from a PEM file (PKCS#8, encrypted or not, or SEC1).
 
-    Errors are one line and never contain the passphrase, e.g.
-    ``wrong passphrase for keys/cosign.key: set MLFLOW_MODELKIT_KEY_PASSWORD``.
+    ``password`` may be a callable (e.g. :func:`passphrase_from_env`): it is asked only when the
+    key is encrypted, so an unencrypted key never prompts. Errors are one line and never contain
+    the passphrase, e.g. ``wrong passphrase for keys/cosign.key: set MLFLOW_MODELKIT_KEY_PASSWORD``.
 
     >>> key = load_private_key("keys/cosign.key", b"s3cret")  # doctest: +SKIP
     """
@@ -149,12 +153,13 @@ def load_private_key(path: str, password: bytes | None) -> ec.EllipticCurvePriva
             "(e.g. 'openssl pkcs8 -topk8') or create a key with 'mlflow-modelkit keygen'"
         )
     encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
-    if encrypted and not password:
+    secret = (password() if callable(password) else password) if encrypted else None
+    if encrypted and not secret:
         raise ModelKitError(
             f"private key {path} is encrypted and no passphrase was given: set {PASSWORD_ENV} "
             "or run in a terminal to be prompted"
         )
-    key = _parse_private_pem(data, password if encrypted else None, path)
+    key = _parse_private_pem(data, secret, path)
     return _check_p256_private(key, f"private key {path}")
 
 

@@ -8,6 +8,10 @@ The signed statement lists every file (``files`` method, sha256), component-wise
 ['a/x.bin', 'b.txt']
 >>> st["subject"][0]["digest"]["sha256"] == root_digest(["11" * 32, "00" * 32])
 True
+
+Signing is :class:`mlflow_plugin.trust.signer.Signer`'s job (kind ``model_signing``): the statement is
+signed as a DSSE bundle whose key hint is model_signing's own (hex sha256 of the PEM public key),
+so ``model_signing verify key`` accepts it without a warning.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from mlflow_plugin.errors import ModelKitError
 from mlflow_plugin.trust import dsse
@@ -122,24 +124,6 @@ def oms_statement(
     )
 
 
-def sign_oms(
-    files: list[tuple[str, str]],
-    key: ec.EllipticCurvePrivateKey,
-    model_name: str = "model",
-    ignore_paths: list[str] | None = None,
-) -> bytes:
-    """Sign a model's files as an OMS v1.0 bundle (``model.sig``) that ``model_signing verify key`` accepts.
-
-    The key hint is model_signing's: hex sha256 of the PEM public key.
-
-    >>> k = ec.generate_private_key(ec.SECP256R1())
-    >>> bundle = sign_oms([("w.bin", "00" * 32)], k)
-    >>> verify_oms_files(bundle, [("w.bin", "00" * 32)], [k.public_key()])["predicateType"]
-    'https://model_signing/signature/v1.0'
-    """
-    return dsse.sign_bundle(oms_statement(files, model_name, ignore_paths), key, hint="model_signing")
-
-
 def sha256_file(path: str) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
@@ -189,8 +173,23 @@ def hash_model_dir(model_dir: str, ignore_paths: list[str] | None = None) -> lis
 def _signed_manifest(bundle: bytes, public_keys: list) -> tuple[dict, dict[str, str], list[str]]:
     """Verify an OMS bundle's signature and internal consistency; return (statement, files, ignore_paths)."""
     st, _key = dsse.verify_bundle(bundle, public_keys)
-    if st["predicateType"] != OMS_PREDICATE:
-        raise VerificationError(f"not an OMS v1.0 signature: predicateType {st['predicateType']!r}")
+    files, ignores = signed_files(st)
+    return st, files, ignores
+
+
+def signed_files(st: dict) -> tuple[dict[str, str], list[str]]:
+    """The ``{path: sha256 hex}`` files and the ``ignore_paths`` an OMS v1.0 statement lists, checked.
+
+    Raises :class:`VerificationError` unless the statement is an OMS v1.0 ``files``/sha256 manifest
+    whose subject is the root digest of its resources (the checks model_signing makes before hashing).
+
+    >>> files, ignores = signed_files(oms_statement([("w.bin", "00" * 32)], "m"))
+    >>> files, ignores[-1]
+    ({'w.bin': '0000000000000000000000000000000000000000000000000000000000000000'}, 'model.sig')
+    """
+    if not isinstance(st, dict) or st.get("predicateType") != OMS_PREDICATE:
+        got = st.get("predicateType") if isinstance(st, dict) else None
+        raise VerificationError(f"not an OMS v1.0 signature: predicateType {got!r}")
     pred = st.get("predicate")
     ser = pred.get("serialization") if isinstance(pred, dict) else None
     if not isinstance(ser, dict) or ser.get("method") != "files" or ser.get("hash_type") != "sha256":
@@ -219,7 +218,7 @@ def _signed_manifest(bundle: bytes, public_keys: list) -> tuple[dict, dict[str, 
         raise VerificationError(
             f"OMS manifest is inconsistent: root digest is {root}, the subject says otherwise"
         )
-    return st, files, ignores
+    return files, ignores
 
 
 def _compare(signed: dict[str, str], actual: dict[str, str], where: str) -> None:
@@ -242,6 +241,12 @@ def verify_oms_files(bundle: bytes, files: list[tuple[str, str]], public_keys: l
     """Verify an OMS bundle against already computed ``(path, sha256 hex)`` pairs; return the statement.
 
     Use this to check a kit's files before writing them; :func:`verify_oms` re-hashes a directory.
+
+    >>> from cryptography.hazmat.primitives.asymmetric import ec
+    >>> k = ec.generate_private_key(ec.SECP256R1())
+    >>> bundle = dsse.sign_bundle(oms_statement([("w.bin", "00" * 32)], "m"), k, hint="model_signing")
+    >>> verify_oms_files(bundle, [("w.bin", "00" * 32)], [k.public_key()])["predicateType"]
+    'https://model_signing/signature/v1.0'
 
     >>> verify_oms_files(b"{}", [], [])
     Traceback (most recent call last):
