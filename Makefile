@@ -38,6 +38,7 @@ system-deps:
 
 lint: venv
 	$(VENV)/bin/ruff check mlflow_plugin tests bench
+	$(VENV)/bin/mypy --cache-dir $(VENV)/.mypy_cache  # the public API's modules: [tool.mypy] files
 
 ## test: create .venv, install test extras and system packages, run lint and all tests
 test: venv system-deps lint

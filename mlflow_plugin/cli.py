@@ -14,7 +14,6 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -32,30 +31,37 @@ def _progress_enabled() -> bool:
 
 
 class _Bars:
-    """A tqdm progress factory (one bar per call) that is silent off-terminal."""
+    """``progress(stage, done, total)`` (:mod:`mlflow_plugin.progress`) drawn as tqdm byte bars:
+    one bar per stage, closed when the next stage starts or the stack closes; silent off-terminal."""
 
     def __init__(self, stack: ExitStack) -> None:
         self.stack = stack
         self.enabled = _progress_enabled()
+        self.stage: str | None = None
+        self.bar: Any = None
 
-    def __call__(self, desc: str, total: int | None) -> Callable[[int], None]:
+    def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.enabled:
-            return lambda n: None
-        from tqdm import tqdm
+            return
+        if stage != self.stage:
+            from tqdm import tqdm
 
-        bar = self.stack.enter_context(
-            tqdm(
-                total=total,
-                desc=desc[:40],
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                leave=False,
-                file=sys.stderr,
-                dynamic_ncols=True,
+            if self.bar is not None:
+                self.bar.close()
+            self.stage = stage
+            self.bar = self.stack.enter_context(
+                tqdm(
+                    total=total or None,
+                    desc=stage[:40],
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    leave=False,
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                )
             )
-        )
-        return bar.update
+        self.bar.update(done - self.bar.n)
 
 
 def _one_line(text: str) -> str:
@@ -539,7 +545,7 @@ def verify(ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool) -> No
 
     policy = TrustPolicy.from_config(load_config(), keys=list(keys_) or None)
     with ExitStack() as stack:
-        result = verify_kit(ref, policy, deep=not no_deep, progress=_Bars(stack)("verify blobs", None))
+        result = verify_kit(ref, policy, deep=not no_deep, progress=_Bars(stack))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:

@@ -70,7 +70,14 @@ DEFAULT_REDACT_PARAMS = (
 
 @dataclass
 class Config:
-    """The effective configuration; :meth:`source` tells where each value came from."""
+    """The effective configuration; :meth:`source` tells where each value came from.
+
+    Read it with :func:`load_config`; the public calls do so for whatever they are not given.
+
+    >>> cfg = Config(trusted_keys=["/etc/modelkit/cosign.pub"])
+    >>> cfg.scan_fail_on, cfg.source("scan_fail_on"), cfg.storage_settings().ca_bundle
+    ('high', 'default', None)
+    """
 
     insecure_registries: list[str] = field(default_factory=list)
     allowed_registries: list[str] = field(default_factory=list)
@@ -232,7 +239,24 @@ def _validate(cfg: Config) -> None:
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> Config:
-    """Defaults, then the TOML file named by ``MLFLOW_MODELKIT_CONFIG``, then env overrides."""
+    """Defaults, then the TOML file named by ``MLFLOW_MODELKIT_CONFIG``, then env overrides.
+
+    ``environ`` replaces ``os.environ`` (tests, tools). Bad values raise :class:`ModelKitError`
+    naming the setting and where it came from.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "modelkit.toml")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write('[scan]\\nfail_on = "medium"\\n')
+    ...     _ = f.write('[signing]\\ntrusted_keys = ["/etc/modelkit/cosign.pub"]\\n')
+    >>> cfg = load_config({"MLFLOW_MODELKIT_CONFIG": path, "MLFLOW_MODELKIT_MAX_SEVERITY": "high"})
+    >>> cfg.scan_fail_on, cfg.trusted_keys, cfg.max_severity, cfg.source("max_severity")
+    ('medium', ['/etc/modelkit/cosign.pub'], 'high', 'env MLFLOW_MODELKIT_MAX_SEVERITY')
+    >>> load_config({"MLFLOW_MODELKIT_SCAN_FAIL_ON": "severe"})
+    Traceback (most recent call last):
+    ...
+    mlflow_plugin.errors.ModelKitError: scan_fail_on = 'severe' (env ...): use one of info, low, ...
+    """
     env = os.environ if environ is None else environ
     cfg = Config()
     path = env.get("MLFLOW_MODELKIT_CONFIG")

@@ -19,47 +19,128 @@ from collections.abc import Iterator
 
 
 class ModelKitError(Exception):
-    """Base class of every error this package raises on bad input or a failed operation."""
+    """Base class of every error this package raises on bad input or a failed operation.
+
+    >>> from mlflow_plugin import inspect
+    >>> try:
+    ...     inspect("oci:/nonexistent/kits:v1")
+    ... except ModelKitError as e:                    # catches every subclass
+    ...     print(type(e).__name__, "-", e)
+    NotFoundError - oci:/nonexistent/kits is not an OCI image layout (no oci-layout file); check the path
+    """
 
 
 class KitfileError(ModelKitError):
-    """The Kitfile is malformed or fails kit's validation rules."""
+    """The Kitfile is malformed or fails kit's validation rules.
+
+    >>> from mlflow_plugin.kit.kitfile import Kitfile
+    >>> Kitfile.parse("manifestVersion: 1.0.0\\nmodle: {path: model.bin}\\n")
+    Traceback (most recent call last):
+    ...
+    mlflow_plugin.errors.KitfileError: Kitfile line 2: unknown key 'modle' ... (did you mean 'model'?)
+    """
 
 
 class ReferenceFormatError(ModelKitError, ValueError):
-    """A reference (``host/repo:tag``, ``oci:DIR:TAG``, ``modelkit://…``) cannot be parsed."""
+    """A reference (``host/repo:tag``, ``oci:DIR:TAG``, ``modelkit://…``) cannot be parsed.
+
+    >>> from mlflow_plugin import inspect
+    >>> inspect("Not A Ref!!")
+    Traceback (most recent call last):
+    ...
+    mlflow_plugin.errors.ReferenceFormatError: invalid reference 'Not A Ref!!': expected HOST[:PORT]/...
+    """
 
 
 class NotFoundError(ModelKitError):
-    """A manifest, tag or blob does not exist in the store."""
+    """A manifest, tag or blob does not exist in the store.
+
+    >>> import tempfile
+    >>> from mlflow_plugin import inspect
+    >>> from mlflow_plugin.storage.layout import LayoutRepository
+    >>> layout = tempfile.mkdtemp()
+    >>> _ = LayoutRepository(layout, create=True)       # an empty OCI layout
+    >>> inspect(f"oci:{layout}:v9")
+    Traceback (most recent call last):
+    ...
+    mlflow_plugin.errors.NotFoundError: tag 'v9' not found in oci:...; run 'mlflow-modelkit list oci:...' ...
+    """
 
 
 class DigestMismatchError(ModelKitError):
-    """Content read from a store does not hash to the digest that names it."""
+    """Content read from a store does not hash to the digest that names it.
+
+    Raised while streaming (unpack, pull, verify, scan): whatever was read is discarded.
+
+    >>> issubclass(DigestMismatchError, ModelKitError)
+    True
+    """
 
 
 class UnsafeArchiveError(ModelKitError):
-    """A layer tar contains an entry that would escape the target or is not a file or directory."""
+    """A layer tar contains an entry that would escape the target or is not a file or directory.
+
+    >>> from mlflow_plugin.kit.safepath import clean_path
+    >>> clean_path("../etc/passwd", "path")
+    Traceback (most recent call last):
+    ...
+    mlflow_plugin.errors.UnsafeArchiveError: illegal path '../etc/passwd': '..' leaves the target directory
+    """
 
 
 class RegistryError(ModelKitError):
-    """The registry answered with an error or could not be reached."""
+    """The registry answered with an error or could not be reached.
+
+    >>> from mlflow_plugin import inspect
+    >>> inspect("localhost:1/team/fraud:v1")                       # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    mlflow_plugin.errors.RegistryError: cannot reach localhost:1: ...
+    >>> issubclass(AuthError, RegistryError)
+    True
+    """
 
 
 class AuthError(RegistryError):
-    """The registry refused the credentials (or none were given)."""
+    """The registry refused the credentials (or none were given).
+
+    Credentials come from ``MLFLOW_MODELKIT_REGISTRY_USERNAME``/``_PASSWORD`` or the Docker config;
+    the message never contains them.
+
+    >>> isinstance(AuthError("localhost:5000: unauthorized"), RegistryError)
+    True
+    """
 
 
 class ExistsError(ModelKitError):
-    """A file that unpack would write already exists and overwriting was not asked for."""
+    """A file that unpack would write already exists and overwriting was not asked for.
+
+    ``unpack(..., overwrite=True)`` replaces it, ``ignore_existing=True`` keeps it.
+
+    >>> issubclass(ExistsError, ModelKitError)
+    True
+    """
 
 
 class LimitExceededError(UnsafeArchiveError):
-    """Unpacking would exceed an admin limit (``[limits]``: output bytes, ratio, entries)."""
+    """Unpacking would exceed an admin limit (``[limits]``: output bytes, ratio, entries).
+
+    >>> issubclass(LimitExceededError, UnsafeArchiveError)    # a decompression bomb is unsafe
+    True
+    """
 
 
 class DiskError(ModelKitError):
-    """Writing to the local file system failed (full disk, read-only, no permission)."""
+    """Writing to the local file system failed (full disk, read-only, no permission).
+
+    >>> from mlflow_plugin import unpack
+    >>> unpack("oci:/nonexistent/kits:v1", "/proc/version/out")      # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    mlflow_plugin.errors.DiskError: unpack: Not a directory (/proc/version/out): ...
+    >>> str(DiskError("unpack: No space left on device (./out): free some space"))
+    'unpack: No space left on device (./out): free some space'
+    """
 
 
 _DISK_FIXES = {

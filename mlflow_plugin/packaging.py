@@ -1,12 +1,19 @@
 """The operations behind the CLI: pack, push, pull, unpack, inspect, list.
 
->>> r = pack("./my-model", "oci:./kits/fraud:v1")          # doctest: +SKIP
->>> r.digest                                                # doctest: +SKIP
-'sha256:5eeea071…'
->>> push("oci:./kits/fraud:v1", "localhost:5000/team/fraud:v1")   # doctest: +SKIP
+>>> import pathlib, tempfile
+>>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+>>> _ = (ctx / "model.bin").write_bytes(b"weights")
+>>> kitfile = "manifestVersion: 1.0.0\\npackage: {name: fraud}\\nmodel: {path: model.bin}\\n"
+>>> _ = (ctx / "Kitfile").write_text(kitfile)
+>>> r = pack(str(ctx), f"oci:{kits}/fraud:v1")
+>>> r.digest
+'sha256:...'
+>>> push(f"oci:{kits}/fraud:v1", "localhost:5000/team/fraud:v1")   # doctest: +SKIP
+'sha256:...'
 
-Every function takes an optional ``progress`` factory: ``progress(description, total_bytes)``
-returns a callback that receives byte counts (the CLI passes a tqdm bar; the default is silent).
+Every long call takes ``progress(stage, done, total)`` (:mod:`mlflow_plugin.progress`; the CLI
+passes tqdm bars, the default is silent). Registry references read the admin's storage settings
+(insecure registries, CA bundle) unless ``settings=`` is given.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, cast
 
 from mlflow_plugin.errors import KitfileError, ModelKitError, NotFoundError, disk_errors
 from mlflow_plugin.kit.decompress import Budget
@@ -32,6 +39,7 @@ from mlflow_plugin.kit.limits import DEFAULT_LIMITS, UnpackLimits
 from mlflow_plugin.kit.manifest import build_manifest, created_timestamp
 from mlflow_plugin.kit.mediatypes import KIT_CONFIG, parse_layer_media_type
 from mlflow_plugin.kit.unpack import Staging, extract_layer
+from mlflow_plugin.progress import Progress, bytes_callback
 from mlflow_plugin.storage.base import Repository
 from mlflow_plugin.storage.descriptor import Descriptor
 from mlflow_plugin.storage.layout import LayoutRepository
@@ -40,7 +48,6 @@ from mlflow_plugin.storage.mediatypes import OCI_INDEX, OCI_MANIFEST
 from mlflow_plugin.storage.reference import LayoutLocation, Location, check_tag
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
 
 
 def _disk(op: str, where_arg: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -71,13 +78,15 @@ def _opts(registry_options: dict[str, Any]) -> dict[str, Any]:
     return {**registry_options, "settings": load_config().storage_settings()}
 
 
-def _no_progress(desc: str, total: int | None) -> Callable[[int], None]:
-    return lambda n: None
-
-
 @dataclass
 class PackResult:
-    """What ``pack`` produced: manifest digest and bytes, config, layers, where it went."""
+    """What ``pack`` produced: manifest digest and bytes, config, layers, where it went.
+
+    >>> import json
+    >>> r = PackResult("sha256:" + "ab" * 32, b"{}", b'{"manifestVersion": "1.0.0"}', [], "oci:kits/fraud:v1")
+    >>> f"{r.target}@{r.digest[:15]}", json.loads(r.config)["manifestVersion"], r.warnings
+    ('oci:kits/fraud:v1@sha256:abababab', '1.0.0', [])
+    """
 
     digest: str
     manifest: bytes
@@ -127,12 +136,12 @@ def _compress(chunks: Iterable[bytes], compression: str) -> Iterator[bytes]:
     elif compression == "zstd":
         import zstandard
 
-        c = zstandard.ZstdCompressor().compressobj()
+        z = zstandard.ZstdCompressor().compressobj()
         for ch in chunks:
-            out = c.compress(ch)
+            out = z.compress(ch)
             if out:
                 yield out
-        yield c.flush()
+        yield z.flush()
     else:
         yield from chunks
 
@@ -179,15 +188,29 @@ def pack(
     target: str,
     kitfile: str | None = None,
     compression: str = "none",
-    progress: ProgressFactory | None = None,
+    progress: Progress | None = None,
     **registry_options: Any,
 ) -> PackResult:
     """Pack a directory with a Kitfile into a ModelKit at ``target`` (``oci:DIR:TAG`` or registry ref).
 
     Layers stream straight into the target: an OCI layout writes each blob once; a registry
-    receives them after a hashing pass that lets it skip layers it already has.
+    receives them after a hashing pass that lets it skip layers it already has. ``kitfile`` is
+    another Kitfile path (``-`` for stdin); ``compression`` is ``none`` (kit-identical digests),
+    ``gzip`` or ``zstd``; ``progress`` gets one stage per layer (``"pack model model.bin"``, bytes).
+
+    >>> import pathlib, tempfile
+    >>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+    >>> _ = (ctx / "model.bin").write_bytes(b"weights")
+    >>> kitfile = "manifestVersion: 1.0.0\\npackage: {name: fraud}\\nmodel: {path: model.bin}\\n"
+    >>> _ = (ctx / "Kitfile").write_text(kitfile)
+    >>> def show(stage: str, done: int, total: int) -> None:
+    ...     print(stage, done, total)
+    >>> r = pack(str(ctx), f"oci:{kits}/fraud:v1", progress=show)
+    pack model model.bin 0 7
+    pack model model.bin 7 7
+    >>> r.target.endswith("/fraud:v1"), [d.size for d in r.layers], r.warnings
+    (True, [2048], [])
     """
-    progress = progress or _no_progress
     if not os.path.isdir(context):
         raise ModelKitError(f"context directory {context} does not exist")
     kpath, text = find_kitfile(context, kitfile)
@@ -205,7 +228,7 @@ def pack(
     try:
         for spec in plan_layers(kf):
             total = _layer_size(context, spec.path, ignore)
-            cb = progress(f"{spec.kind} {spec.clean_path}", total)
+            cb = bytes_callback(progress, f"pack {spec.kind} {spec.clean_path}", total)
             media_type = spec.media_type(compression)
             if is_layout:  # one pass: generate, hash and write the blob
                 tee, body = _layer_body(context, spec.path, ignore, compression, cb)
@@ -267,15 +290,26 @@ def _copy_blob(
 def copy(
     source: str,
     dest: str,
-    progress: ProgressFactory | None = None,
+    progress: Progress | None = None,
     **registry_options: Any,
 ) -> str:
     """Copy a kit (manifest, config, layers; indexes recursively) between any two stores.
 
     Blobs the destination already has are skipped; within one registry they are mounted.
-    The tag is written only after every blob exists. Returns the manifest digest.
+    The tag is written only after every blob exists. Returns the manifest digest. ``push`` and
+    ``pull`` are this function; ``progress`` gets the stage ``"copy"`` in bytes of all blobs.
+
+    >>> import pathlib, tempfile
+    >>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+    >>> _ = (ctx / "model.bin").write_bytes(b"weights")
+    >>> kitfile = "manifestVersion: 1.0.0\\npackage: {name: fraud}\\nmodel: {path: model.bin}\\n"
+    >>> _ = (ctx / "Kitfile").write_text(kitfile)
+    >>> digest = pack(str(ctx), f"oci:{kits}/fraud:v1").digest
+    >>> copy(f"oci:{kits}/fraud:v1", f"oci:{kits}/mirror:v1") == digest
+    True
+    >>> push(f"oci:{kits}/fraud:v1", "localhost:5000/team/fraud:v1")      # doctest: +SKIP
+    'sha256:...'
     """
-    progress = progress or _no_progress
     registry_options = _opts(registry_options)
     src, sloc = open_location(source, default_tag="latest", **registry_options)
     dst, dloc = open_location(
@@ -285,7 +319,14 @@ def copy(
         ref = sloc.reference or "latest"
         data, mt, digest = src.get_manifest(ref)
         mount_from = _mount_source(sloc, dloc)
-        _copy_tree(src, dst, data, mt, progress, mount_from)
+        blobs: dict[str, Descriptor] = {}
+        children: list[tuple[bytes, str]] = []
+        _copy_plan(src, data, mt, blobs, children)
+        cb = bytes_callback(progress, "copy", sum(d.size for d in blobs.values()))
+        for d in blobs.values():
+            _copy_blob(src, dst, d, cb, mount_from)
+        for cdata, cmt in children:  # an index's manifests once their blobs exist, innermost first
+            dst.put_manifest(cdata, cmt)
         tag = dloc.reference if dloc.reference and not dloc.reference.startswith("sha256:") else None
         got = dst.put_manifest(data, mt, tag=tag)
         if got != digest:
@@ -308,15 +349,16 @@ def _mount_source(sloc: Location, dloc: Location) -> str | None:
     return None
 
 
-def _copy_tree(
+def _copy_plan(
     src: Repository,
-    dst: Repository,
     data: bytes,
     mt: str,
-    progress: ProgressFactory,
-    mount_from: str | None,
+    blobs: dict[str, Descriptor],
+    children: list[tuple[bytes, str]],
     depth: int = 0,
 ) -> None:
+    """Collect the blobs of the manifest ``data`` (indexes recursively) and the child manifests
+    to store before it (innermost first)."""
     if depth > 4:
         raise ModelKitError("index nesting deeper than 4 levels; refusing to copy")
     m = json.loads(data)
@@ -324,14 +366,11 @@ def _copy_tree(
         for child in m.get("manifests") or []:
             d = Descriptor.from_json(child)
             cdata, cmt, _ = src.get_manifest(d.digest)
-            _copy_tree(src, dst, cdata, cmt, progress, mount_from, depth + 1)
-            dst.put_manifest(cdata, cmt)
+            _copy_plan(src, cdata, cmt, blobs, children, depth + 1)
+            children.append((cdata, cmt))
         return
-    blobs = list(src.iter_blobs_of(m))
-    total = sum(d.size for d in blobs)
-    cb = progress(f"copy {len(blobs)} blobs", total)
-    for d in blobs:
-        _copy_blob(src, dst, d, cb, mount_from)
+    for d in src.iter_blobs_of(m):
+        blobs.setdefault(d.digest, d)
 
 
 push = copy
@@ -340,7 +379,14 @@ pull = copy
 
 @dataclass
 class KitInfo:
-    """A manifest, its digest and (for ModelKits) the parsed config."""
+    """A manifest, its digest and (for ModelKits) the parsed config: what ``inspect`` returns.
+
+    >>> manifest_type = "application/vnd.oci.image.manifest.v1+json"
+    >>> info = KitInfo("oci:kits/fraud:v1", "sha256:" + "ab" * 32, manifest_type,
+    ...                {"layers": []}, b"{}", {"package": {"name": "fraud"}})
+    >>> info.config["package"]["name"], len(info.manifest["layers"])
+    ('fraud', 0)
+    """
 
     reference: str
     digest: str
@@ -351,7 +397,18 @@ class KitInfo:
 
 
 def inspect(ref: str, **registry_options: Any) -> KitInfo:
-    """Fetch a kit's manifest and config (Kitfile JSON), both digest-verified."""
+    """Fetch a kit's manifest and config (Kitfile JSON), both digest-verified.
+
+    >>> import pathlib, tempfile
+    >>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+    >>> _ = (ctx / "model.bin").write_bytes(b"weights")
+    >>> kitfile = "manifestVersion: 1.0.0\\npackage: {name: fraud}\\nmodel: {path: model.bin}\\n"
+    >>> _ = (ctx / "Kitfile").write_text(kitfile)
+    >>> _ = pack(str(ctx), f"oci:{kits}/fraud:v1")
+    >>> info = inspect(f"oci:{kits}/fraud:v1")
+    >>> info.digest.startswith("sha256:"), info.config["package"], info.config["model"]["path"]
+    (True, {'name': 'fraud'}, 'model.bin')
+    """
     repo, loc = open_location(ref, default_tag="latest", **_opts(registry_options))
     try:
         data, mt, digest = repo.get_manifest(loc.reference or "latest")
@@ -366,7 +423,20 @@ def inspect(ref: str, **registry_options: Any) -> KitInfo:
 
 
 def list_tags(repository: str, **registry_options: Any) -> list[dict[str, Any]]:
-    """Tags of a repository with manifest digest and total size (config + layers)."""
+    """Tags of a repository with manifest digest, total size (manifest + config + layers) and type.
+
+    :func:`mlflow_plugin.list_kits` gives the same as a DataFrame with draft/published and
+    signed columns.
+
+    >>> import pathlib, tempfile
+    >>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+    >>> _ = (ctx / "model.bin").write_bytes(b"weights")
+    >>> kitfile = "manifestVersion: 1.0.0\\npackage: {name: fraud}\\nmodel: {path: model.bin}\\n"
+    >>> _ = (ctx / "Kitfile").write_text(kitfile)
+    >>> _ = pack(str(ctx), f"oci:{kits}/fraud:v1")
+    >>> [(t["tag"], t["type"]) for t in list_tags(f"oci:{kits}/fraud")]
+    [('v1', 'modelkit')]
+    """
     repo, _ = open_location(repository, **_opts(registry_options))
     out = []
     try:
@@ -405,7 +475,7 @@ def unpack(
     filters: list[str] | None = None,
     overwrite: bool = False,
     ignore_existing: bool = False,
-    progress: ProgressFactory | None = None,
+    progress: Progress | None = None,
     limits: UnpackLimits | None = None,
     **registry_options: Any,
 ) -> list[str]:
@@ -416,9 +486,21 @@ def unpack(
     (default :data:`~mlflow_plugin.kit.limits.DEFAULT_LIMITS`; the CLI uses the admin's
     ``[limits]``) bound the decompressed output of the whole unpack, each layer's ratio and entries;
     exceeding one raises :class:`~mlflow_plugin.errors.LimitExceededError`.
-    Returns the written paths (relative to ``directory``).
+    Returns the written paths (relative to ``directory``); ``progress`` gets the stage
+    ``"unpack"`` in bytes of the selected layers.
+
+    >>> import pathlib, tempfile
+    >>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+    >>> _ = (ctx / "model.bin").write_bytes(b"weights")
+    >>> kitfile = "manifestVersion: 1.0.0\\npackage: {name: fraud}\\nmodel: {path: model.bin}\\n"
+    >>> _ = (ctx / "Kitfile").write_text(kitfile)
+    >>> _ = pack(str(ctx), f"oci:{kits}/fraud:v1")
+    >>> out = tempfile.mkdtemp()
+    >>> unpack(f"oci:{kits}/fraud:v1", out)
+    ['model.bin', 'Kitfile']
+    >>> unpack(f"oci:{kits}/fraud:v1", tempfile.mkdtemp(), filters=["kitfile"])
+    ['Kitfile']
     """
-    progress = progress or _no_progress
     budget = Budget(limits or DEFAULT_LIMITS)  # one per unpack: every layer's output adds up
     wanted = _parse_filters(filters)
     repo, loc = open_location(ref, default_tag="latest", **_opts(registry_options))
@@ -437,15 +519,16 @@ def unpack(
         plan = _unpack_plan(kf, by_digest, m)
         selected = [(kind, entry, d) for kind, entry, d in plan if _selected(wanted, kind, entry)]
         total = sum(d.size for _, _, d in selected)
-        cb = progress("unpack", total)
+        cb = bytes_callback(progress, "unpack", total)
         written: list[str] = []
         with Staging(directory, overwrite=overwrite, ignore_existing=ignore_existing) as st:
             for _kind, _entry, d in selected:
                 # a file index (drafts, published runs) must agree with the tar it describes
                 index = parse_file_index(by_raw[d.digest])
                 with repo.open_blob(d.digest, d.size) as blob:
+                    counted = cast("IO[bytes]", _Counting(blob, cb))  # read() is all extract_layer uses
                     written += extract_layer(
-                        _Counting(blob, cb), d.media_type, st, budget=budget, layer=d.digest, index=index
+                        counted, d.media_type, st, budget=budget, layer=d.digest, index=index
                     )
             if wanted is None or "kitfile" in wanted:
                 _stage_kitfile(st, kf)

@@ -1,63 +1,78 @@
-"""The docstring examples of the format engine are real and must pass (``+SKIP`` ones are skipped)."""
+"""Every docstring example of the package is real and passes (``+SKIP`` ones are skipped).
+
+The modules are discovered (``pkgutil``), never listed by hand: a new module's examples run as
+soon as it exists. Each module runs isolated: in its own temporary working directory, without
+the admin's ``MLFLOW_MODELKIT_*`` settings or an ambient tracking URI, and must leave the
+environment, the working directory and MLflow's tracking URI as it found them, so the examples
+pass in any order and alone (``pytest tests/test_doctests.py -k <module>``).
+"""
 
 from __future__ import annotations
 
 import doctest
 import importlib
+import io
 import os
+import pkgutil
+from collections.abc import Iterator
+from pathlib import Path
 
+import mlflow
 import pytest
 
-MODULES = [
-    "mlflow_plugin._internal.gojson",
-    "mlflow_plugin.kit.yamlv3",
-    "mlflow_plugin.kit.kitfile",
-    "mlflow_plugin.kit.ignore",
-    "mlflow_plugin.kit.tarwriter",
-    "mlflow_plugin.kit.layers",
-    "mlflow_plugin.kit.manifest",
-    "mlflow_plugin.kit.mediatypes",
-    "mlflow_plugin.kit.unpack",
-    "mlflow_plugin.kit.safepath",
-    "mlflow_plugin.kit.fileindex",
-    "mlflow_plugin.kit.limits",
-    "mlflow_plugin.kit.decompress",
-    "mlflow_plugin.storage.reference",
-    "mlflow_plugin.storage.descriptor",
-    "mlflow_plugin.storage.layout",
-    "mlflow_plugin.storage.base",
-    "mlflow_plugin.errors",
-    "mlflow_plugin.drafts.uri",
-    "mlflow_plugin._internal.envinfo",
-    "mlflow_plugin._internal.pipeline",
-    "mlflow_plugin._internal.hashing",
-    "mlflow_plugin._internal.statcache",
-    "mlflow_plugin.scanner.report",
-    "mlflow_plugin.scanner.detect",
-    "mlflow_plugin.scanner.containers",
-    "mlflow_plugin.scanner.streams",
-    "mlflow_plugin.scanner.keras_scan",
-    "mlflow_plugin.scanner.protobuf_scan",
-    "mlflow_plugin.scanner.tensor_formats",
-    "mlflow_plugin.scanner.secrets",
-    "mlflow_plugin.scanner.pickle_vm",
-    "mlflow_plugin.scanner.pickle_scan",
-    "mlflow_plugin.scanner.numpy_scan",
-    "mlflow_plugin.scanner.allowlist",
-    "mlflow_plugin.config",
-    "mlflow_plugin.trust.dsse",
-    "mlflow_plugin.trust.oms",
-]
-# modules whose examples are all marked +SKIP (they need files, a registry or a layout)
-ONLY_SKIPPED = {"mlflow_plugin.kit.unpack", "mlflow_plugin.storage.layout"}
+import mlflow_plugin
+
+PKG = Path(mlflow_plugin.__file__).resolve().parent
+# the admin's settings and an ambient tracking store would change what the examples print
+AMBIENT = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
+# MLflow's own bookkeeping: its telemetry client sets and unsets this whenever it likes
+MLFLOW_INTERNAL = ("_MLFLOW_TELEMETRY_SESSION_ID",)
+
+
+def _environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in MLFLOW_INTERNAL}
+
+
+def _walk(path: Path, prefix: str) -> Iterator[str]:
+    """Module names under ``path``: ``pkgutil``'s, plus namespace packages (a directory of modules
+    without ``__init__.py``, like ``kit/``), which ``pkgutil.walk_packages`` does not enter."""
+    for info in pkgutil.iter_modules([str(path)], prefix):
+        yield info.name
+        if info.ispkg:
+            yield from _walk(path / info.name.rsplit(".", 1)[1], info.name + ".")
+    for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+        if not (sub / "__init__.py").exists() and any(sub.glob("*.py")):
+            yield from _walk(sub, f"{prefix}{sub.name}.")
+
+
+MODULES = ["mlflow_plugin", *sorted(_walk(PKG, "mlflow_plugin."))]
+
+
+def test_discovery_finds_every_module() -> None:
+    """Every ``.py`` file of the package is discovered (a new directory cannot hide from the examples)."""
+    on_disk = set()
+    for p in PKG.rglob("*.py"):
+        parts = list(p.relative_to(PKG.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        on_disk.add(".".join(parts))
+    assert set(MODULES) == on_disk
+    assert "mlflow_plugin.kit.kitfile" in MODULES and "mlflow_plugin.harden.catalog" in MODULES
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_doctests(name: str) -> None:
-    env_before = dict(os.environ)
+def test_doctests(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in [*AMBIENT, *(v for v in os.environ if v.startswith("MLFLOW_MODELKIT_"))]:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
     module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False, report=True)
-    assert result.failed == 0
-    if name not in ONLY_SKIPPED:
-        assert result.attempted > 0, f"{name} has no runnable examples"
-    assert dict(os.environ) == env_before, "a doctest leaked an environment change"
+    env_before = _environ()
+    tracking_before = mlflow.get_tracking_uri()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    out = io.StringIO()
+    for test in doctest.DocTestFinder().find(module, name):
+        runner.run(test, out=out.write)
+    assert runner.failures == 0, f"{runner.failures} of {runner.tries} examples failed:\n{out.getvalue()}"
+    assert _environ() == env_before, "an example leaked an environment change"
+    assert Path.cwd() == tmp_path, "an example changed the working directory"
+    assert mlflow.get_tracking_uri() == tracking_before, "an example changed MLflow's tracking URI"

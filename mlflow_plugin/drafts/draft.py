@@ -1,7 +1,12 @@
 """Draft kits: an MLflow run (or logged model, or trace) stored as a ModelKit that grows.
 
->>> kit = DraftKit(open_location("oci:/srv/kits/team/fraud", create=True)[0], "run-0123…")  # doctest: +SKIP
->>> kit.add("report.html", "reports")           # one deterministic kit tar layer
+>>> import os, tempfile
+>>> from mlflow_plugin.storage.locations import open_location
+>>> d = tempfile.mkdtemp()
+>>> with open(os.path.join(d, "report.html"), "w") as f:
+...     _ = f.write("<h1>auc 0.91</h1>")
+>>> kit = DraftKit(open_location(f"oci:{d}/kits/fraud", create=True)[0], "run-" + "0" * 32)
+>>> kit.add(os.path.join(d, "report.html"), "reports")           # one deterministic kit tar layer
 >>> [f.path for f in kit.listdir("reports")]
 ['reports/report.html']
 

@@ -1,7 +1,7 @@
 """Publish an MLflow run as a hardened ModelKit: compose, scan, attest, sign, tag, record.
 
->>> from mlflow_plugin import publish_run                                          # doctest: +SKIP
->>> r = publish_run("3f2a…", tag="v1", key="keys/cosign.key",
+>>> from mlflow_plugin import publish_run
+>>> r = publish_run("3f2a…", tag="v1", key="keys/cosign.key",                       # doctest: +SKIP
 ...                 progress=lambda stage, done, total: print(stage, done, total))
 >>> r.reference, r.digest, r.scan.max_severity                                      # doctest: +SKIP
 ('localhost:5000/team/fraud:v1', 'sha256:…', None)
@@ -87,7 +87,18 @@ FLAVOR_FRAMEWORK = {
 
 
 class PublishBlocked(ModelKitError):
-    """The scan found something at or above the policy threshold; nothing was tagged or signed."""
+    """The scan found something at or above the policy threshold; nothing was tagged or signed.
+
+    ``report`` is the :class:`~mlflow_plugin.ScanReport` that blocked it (also recorded on the run
+    as the tag ``modelkit.scan = blocked: …``).
+
+    >>> from mlflow_plugin.scanner.report import ScanReport
+    >>> try:
+    ...     raise PublishBlocked("publishing blocked by the scan: highest critical", ScanReport("kit"))
+    ... except ModelKitError as e:
+    ...     print(e.report.target, "-", e)
+    kit - publishing blocked by the scan: highest critical
+    """
 
     def __init__(self, message: str, report: Any) -> None:
         super().__init__(message)
@@ -96,7 +107,13 @@ class PublishBlocked(ModelKitError):
 
 @dataclass
 class PublishResult:
-    """What :func:`publish_run` produced."""
+    """What :func:`publish_run` produced: the published ``reference`` (``STORE:TAG``) and its
+    manifest ``digest``, the scan report, the attached referrers by kind, and the model version.
+
+    >>> r = PublishResult("oci:/srv/kits/fraud:v1", "sha256:" + "ab" * 32, "v1", "oci:/srv/kits/fraud", None)
+    >>> r.pinned[:34], r.model_uri[:36]
+    ('oci:/srv/kits/fraud@sha256:abababa', 'modelkit:///srv/kits/fraud@sha256:ab')
+    """
 
     reference: str
     digest: str
@@ -238,7 +255,35 @@ def publish_run(
     config: Any = None,
     progress: Progress | None = None,
 ) -> PublishResult:
-    """Turn ``run_id`` into a hardened, signed, scanned kit tagged ``tag``; see the module docstring."""
+    """Turn ``run_id`` into a hardened, signed, scanned kit tagged ``tag``; see the module docstring.
+
+    ``key`` signs (default: ``signing.key``), ``password`` unlocks it (default:
+    ``MLFLOW_MODELKIT_KEY_PASSWORD``); ``repository`` publishes into another repository than the
+    run's (``HOST/REPO`` or ``oci:DIR``); ``model`` picks a logged model by name or id;
+    ``register_as`` also registers a model version; ``config`` replaces the admin config;
+    ``progress`` gets the stages of :data:`STAGES`. Raises :class:`PublishBlocked` (with the
+    report) when the scan finds something at or above ``scan.fail_on``.
+
+    >>> import pathlib, tempfile
+    >>> from mlflow import MlflowClient
+    >>> from mlflow_plugin import generate_keypair
+    >>> home = pathlib.Path(tempfile.mkdtemp())
+    >>> client = MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db")
+    >>> exp = client.create_experiment("fraud", artifact_location=f"modelkit://{home}/kits/fraud")
+    >>> run = client.create_run(exp)
+    >>> _ = (home / "model.txt").write_text("weights")
+    >>> client.log_artifact(run.info.run_id, str(home / "model.txt"))
+    >>> keys = generate_keypair(str(home / "keys"), password="")
+    >>> stages: list[str] = []
+    >>> r = publish_run(run.info.run_id, "v1", key=keys.private, tracking_uri=client.tracking_uri,
+    ...                 progress=lambda stage, done, total: stages.append(stage))
+    >>> r.reference == f"oci:{home}/kits/fraud:v1", r.model_uri == f"modelkit://{home}/kits/fraud@{r.digest}"
+    (True, True)
+    >>> sorted(set(stages), key=stages.index) == list(STAGES)
+    True
+    >>> client.get_run(run.info.run_id).data.tags["modelkit.signed"]
+    'true'
+    """
     from mlflow.tracking import MlflowClient
 
     from mlflow_plugin.config import load_config
@@ -529,7 +574,7 @@ def _ensure_blob(target: Repository, src: _Source, d: Descriptor) -> None:
     if target.blob_exists(d.digest):
         return
     if not isinstance(target, LayoutRepository) and not src.store.startswith("oci:"):
-        t_host = target.display.partition("/")[0]  # type: ignore[attr-defined]
+        t_host = target.display.partition("/")[0]
         s_host, _, s_repo = src.store.partition("/")
         if t_host == s_host and target.mount_blob(d.digest, s_repo):
             return
@@ -586,6 +631,8 @@ def _scan_metadata(run: Any, redact_params: list[str], documents: dict[str, Any]
     (``{source: JSON}``: Kitfile config, provenance, ML-BOM), then the run's params and published tags
     as they are before provenance's own heuristics mask known token formats. A :class:`ScanReport`;
     a scan that cannot run raises (it is never a pass)."""
+    from functools import partial
+
     from mlflow_plugin.scanner import secrets
     from mlflow_plugin.scanner.context import ScanContext
     from mlflow_plugin.scanner.report import ScanReport
@@ -606,7 +653,7 @@ def _scan_metadata(run: Any, redact_params: list[str], documents: dict[str, Any]
         }
         for source, doc in documents.items():
             if doc is not None:
-                secrets.scan_document(ctx, source, doc, label=lambda kp, s=source: _label(s, kp), seen=seen)
+                secrets.scan_document(ctx, source, doc, label=partial(_label, source), seen=seen)
     except Exception as e:
         raise ModelKitError(
             f"could not scan run {run.info.run_id}'s metadata for secrets ({type(e).__name__}); "

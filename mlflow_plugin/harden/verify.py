@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.progress import Progress, bytes_callback
 from mlflow_plugin.scanner.report import Severity
 from mlflow_plugin.storage.base import Repository
 from mlflow_plugin.trust.signer import KIND_BY_PREDICATE, LEGACY, Verification, Verifier
@@ -34,7 +35,16 @@ from mlflow_plugin.trust.signer import KIND_BY_PREDICATE, LEGACY, Verification, 
 
 @dataclass
 class TrustPolicy:
-    """What a kit must satisfy to be trusted."""
+    """What a kit must satisfy to be trusted.
+
+    ``trusted_keys`` are public key paths, PEM bytes or key objects; ``required_attestations``
+    name signed statements that must be attached (``provenance``, ``scan``, ``sbom``); the scan
+    verdict may not exceed ``max_severity``. :meth:`from_config` reads the admin's ``[policy]``.
+
+    >>> policy = TrustPolicy(trusted_keys=["keys/cosign.pub"], required_attestations=["provenance"])
+    >>> policy.max_severity, policy.require_signature
+    ('medium', True)
+    """
 
     trusted_keys: list[Any] = field(default_factory=list)  # paths, PEM bytes or public key objects
     required_attestations: list[str] = field(default_factory=lambda: ["provenance", "scan"])
@@ -64,7 +74,16 @@ class Check:
 
 @dataclass
 class VerifyResult:
-    """Outcome of :func:`verify_kit`; ``ok`` only if every check passed."""
+    """Outcome of :func:`verify`: every check with its detail; ``ok`` only if every check passed.
+
+    ``provenance`` is the verified provenance statement (see :func:`mlflow_plugin.provenance` for
+    a typed view), ``scan`` the verified scan report, ``notes`` what was skipped and why.
+
+    >>> r = VerifyResult("oci:kits/fraud:v1", "sha256:" + "ab" * 32)
+    >>> r.checks.append(Check("signature", False, "no signature found for this digest"))
+    >>> r.ok, [c.name for c in r.failures()], r.to_json()["verified"]
+    (False, ['signature'], False)
+    """
 
     reference: str
     digest: str
@@ -170,7 +189,7 @@ def verify_kit(
     ref: str,
     policy: TrustPolicy,
     deep: bool = True,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     **registry_options: Any,
 ) -> VerifyResult:
     """Verify the kit ``ref`` (tag or digest, registry or ``oci:`` layout) against ``policy``."""
@@ -190,14 +209,15 @@ def verify_kit(
             m = json.loads(data)
             n = 0
             try:
-                for d in repo.iter_blobs_of(m):
+                blobs = list(repo.iter_blobs_of(m))
+                cb = bytes_callback(progress, "verify", sum(d.size for d in blobs))
+                for d in blobs:
                     with repo.open_blob(d.digest, d.size) as f:
                         while True:
                             b = f.read(4 << 20)
                             if not b:
                                 break
-                            if progress:
-                                progress(len(b))
+                            cb(len(b))
                     n += 1
                 result.checks.append(Check("blob digests", True, f"config and {n - 1} layers re-hashed"))
             except ModelKitError as e:
@@ -243,13 +263,26 @@ def verify(
     keys: list[Any] | None = None,
     policy: TrustPolicy | None = None,
     deep: bool = True,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     **registry_options: Any,
 ) -> VerifyResult:
     """Verify ``ref`` with ``keys`` (or the admin config's trusted keys and policy).
 
-    >>> from mlflow_plugin import verify                                     # doctest: +SKIP
-    >>> verify("localhost:5000/team/fraud:v1", keys=["keys/cosign.pub"]).ok  # doctest: +SKIP
+    ``policy`` (default: the admin's ``[policy]``) says what is required; ``deep`` re-hashes
+    every blob (``progress`` gets the stage ``"verify"`` in bytes). A kit that was packed or
+    pushed but never published carries no signature:
+
+    >>> import pathlib, tempfile
+    >>> from mlflow_plugin import generate_keypair, pack
+    >>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+    >>> _ = (ctx / "model.bin").write_bytes(b"weights")
+    >>> _ = (ctx / "Kitfile").write_text("manifestVersion: 1.0.0\\nmodel: {path: model.bin}\\n")
+    >>> _ = pack(str(ctx), f"oci:{kits}/fraud:v1")
+    >>> keys = generate_keypair(tempfile.mkdtemp(), password="")
+    >>> result = verify(f"oci:{kits}/fraud:v1", keys=[keys.public])
+    >>> result.ok, [c.name for c in result.failures()]
+    (False, ['signature', 'attestation:provenance', 'attestation:scan'])
+    >>> verify("localhost:5000/team/fraud:v1", keys=["keys/cosign.pub"]).ok   # doctest: +SKIP
     True
     """
     if policy is None:

@@ -33,7 +33,17 @@ class Limits:
 
 @dataclass
 class Policy:
-    """Allowlist extensions (admin config / ``--allow-global``)."""
+    """Allowlist extensions (admin config / ``--allow-global``).
+
+    Pickle globals outside the built-in allowlist are findings; these extend it: exact
+    ``module.qualname`` entries, or whole modules (prefixes) the admin trusts.
+
+    >>> from mlflow_plugin import scan
+    >>> policy = Policy(allow_globals=frozenset({"mypkg.models.MyEstimator"}))
+    >>> scan("model.pkl", policy=policy)                                     # doctest: +SKIP
+    >>> sorted(policy.allow_globals), policy.allow_modules
+    (['mypkg.models.MyEstimator'], frozenset())
+    """
 
     allow_globals: frozenset[str] = frozenset()  # "module.qualname" entries, exact
     allow_modules: frozenset[str] = frozenset()  # "module" prefixes the admin trusts entirely

@@ -17,7 +17,11 @@ from mlflow_plugin.errors import ModelKitError
 
 
 class Severity(IntEnum):
-    """Ordered severities; compare with ``>=``."""
+    """Ordered severities; compare with ``>=``.
+
+    >>> Severity.parse("high") >= Severity.MEDIUM, str(Severity.CRITICAL), [str(s) for s in Severity][:2]
+    (True, 'critical', ['info', 'low'])
+    """
 
     INFO = 0
     LOW = 1
@@ -43,7 +47,12 @@ class Severity(IntEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem. ``path`` names the inner member for containers (``model.pt!archive/data.pkl``)."""
+    """One problem. ``path`` names the inner member for containers (``model.pt!archive/data.pkl``).
+
+    >>> f = Finding("model.pt!archive/data.pkl", Severity.CRITICAL, "pickle.unsafe-import", "os.system")
+    >>> f.to_json()["severity"], f.path.partition("!")[0]
+    ('critical', 'model.pt')
+    """
 
     path: str
     severity: Severity
@@ -73,7 +82,16 @@ class FileRecord:
 
 @dataclass
 class ScanReport:
-    """Everything a scan found. ``errors`` are files that could not be scanned (also findings)."""
+    """Everything a scan found: the files (with their detected format) and the findings.
+
+    Files that could not be scanned are findings too. :meth:`to_json` is the machine report,
+    :meth:`to_sarif` SARIF 2.1.0 for code-scanning tools.
+
+    >>> r = ScanReport(target="./model")
+    >>> r.add(Finding("model.pkl", Severity.MEDIUM, "pickle.unknown-global", "imports mypkg.Model"))
+    >>> r.failed("high"), r.failed("medium"), r.to_json()["summary"]["max_severity"]
+    (False, True, 'medium')
+    """
 
     target: str
     files: list[FileRecord] = field(default_factory=list)

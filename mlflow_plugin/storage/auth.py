@@ -239,8 +239,8 @@ Scopes = dict[str, frozenset[str]]
 def parse_scopes(scopes: Iterable[str]) -> Scopes:
     """Parse scope strings (``type:name:action,action``; space-separated lists allowed).
 
-    >>> parse_scopes(["repository:a/b:pull,push"])
-    {'repository:a/b': frozenset({'pull', 'push'})}
+    >>> {k: sorted(v) for k, v in parse_scopes(["repository:a/b:pull,push"]).items()}
+    {'repository:a/b': ['pull', 'push']}
     """
     out: dict[str, set[str]] = {}
     for item in scopes:
@@ -255,8 +255,9 @@ def parse_scopes(scopes: Iterable[str]) -> Scopes:
 def merge_scopes(*many: Scopes) -> Scopes:
     """Union of scope sets.
 
-    >>> merge_scopes({"repository:x": frozenset({"pull"})}, {"repository:x": frozenset({"push"})})
-    {'repository:x': frozenset({'pull', 'push'})}
+    >>> merged = merge_scopes({"repository:x": frozenset({"pull"})}, {"repository:x": frozenset({"push"})})
+    >>> merged == {"repository:x": frozenset({"pull", "push"})}
+    True
     """
     out: dict[str, frozenset[str]] = {}
     for scopes in many:

@@ -1,0 +1,259 @@
+"""The public API is pinned: ``mlflow_plugin.__all__``, every signature, and a runnable example in
+every docstring. Changing any of them is an API change: update this table on purpose.
+"""
+
+from __future__ import annotations
+
+import doctest
+import inspect
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import mlflow_plugin
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ALL = [
+    "AuthError",
+    "Config",
+    "DigestMismatchError",
+    "DiskError",
+    "ExistsError",
+    "Finding",
+    "KeyPair",
+    "KitInfo",
+    "KitfileError",
+    "LimitExceededError",
+    "ModelKitError",
+    "NotFoundError",
+    "PackResult",
+    "Policy",
+    "Progress",
+    "Provenance",
+    "PublishBlocked",
+    "PublishResult",
+    "ReferenceFormatError",
+    "RegistryError",
+    "RunsPage",
+    "ScanReport",
+    "Severity",
+    "TrustPolicy",
+    "UnsafeArchiveError",
+    "VerifyResult",
+    "__version__",
+    "generate_keypair",
+    "inspect",
+    "list_kits",
+    "list_runs",
+    "list_tags",
+    "load_config",
+    "pack",
+    "provenance",
+    "publish_run",
+    "pull",
+    "push",
+    "scan",
+    "unpack",
+    "verify",
+]
+ERRORS = [
+    "AuthError",
+    "DigestMismatchError",
+    "DiskError",
+    "ExistsError",
+    "KitfileError",
+    "LimitExceededError",
+    "ModelKitError",
+    "NotFoundError",
+    "PublishBlocked",
+    "ReferenceFormatError",
+    "RegistryError",
+    "UnsafeArchiveError",
+]
+# str(inspect.signature(...)) of every public function and class (exceptions and the enum aside)
+SIGNATURES = {
+    "Config": (
+        "(insecure_registries: 'list[str]' = <factory>, "
+        "allowed_registries: 'list[str]' = <factory>, "
+        "allowed_layout_roots: 'list[str]' = <factory>, ca_bundle: 'str | None' = None, "
+        "signing_key: 'str | None' = None, trusted_keys: 'list[str]' = <factory>, "
+        "scan_fail_on: 'str' = 'high', allow_globals: 'list[str]' = <factory>, "
+        "allow_modules: 'list[str]' = <factory>, require_signature: 'bool' = False, "
+        "required_attestations: 'list[str]' = <factory>, max_severity: 'str' = 'medium', "
+        "register_model: 'bool' = False, artifacts_destination: 'str | None' = None, "
+        "redact_params: 'list[str]' = <factory>, max_unpack_bytes: 'int' = 1099511627776, "
+        "max_unpack_ratio: 'int' = 1000, max_unpack_entries: 'int' = 1000000, "
+        "path: 'str | None' = None, _sources: 'dict[str, str]' = <factory>) -> None"
+    ),
+    "Finding": (
+        "(path: 'str', severity: 'Severity', rule: 'str', message: 'str', evidence: 'str' = '') -> None"
+    ),
+    "KeyPair": "(private: ForwardRef('str'), public: ForwardRef('str'))",
+    "KitInfo": (
+        "(reference: 'str', digest: 'str', media_type: 'str', manifest: 'dict[str, Any]', "
+        "manifest_bytes: 'bytes', config: 'dict[str, Any] | None') -> None"
+    ),
+    "PackResult": (
+        "(digest: 'str', manifest: 'bytes', config: 'bytes', layers: 'list[Descriptor]', "
+        "target: 'str', warnings: 'list[str]' = <factory>) -> None"
+    ),
+    "Policy": (
+        "(allow_globals: 'frozenset[str]' = frozenset(), "
+        "allow_modules: 'frozenset[str]' = frozenset()) -> None"
+    ),
+    "Provenance": (
+        "(subject_name: 'str', subject_digest: 'str', run_id: 'str | None' = None, "
+        "run_name: 'str | None' = None, experiment_id: 'str | None' = None, "
+        "experiment: 'str | None' = None, user: 'str | None' = None, status: 'str | None' = None, "
+        "params: 'dict[str, str]' = <factory>, metrics: 'dict[str, float]' = <factory>, "
+        "datasets: 'list[ProvenanceDataset]' = <factory>, git_commit: 'str | None' = None, "
+        "source: 'str | None' = None, builder: 'str | None' = None, "
+        "started_on: 'datetime | None' = None, finished_on: 'datetime | None' = None, "
+        "tracking_uri: 'str | None' = None, kit_ref: 'str | None' = None, statement: 'dict[str, "
+        "Any]' = <factory>) -> None"
+    ),
+    "PublishBlocked": "(message: 'str', report: 'Any') -> 'None'",
+    "PublishResult": (
+        "(reference: 'str', digest: 'str', tag: 'str', store: 'str', scan: 'Any', "
+        "attachments: 'dict[str, str]' = <factory>, reused_signatures: 'bool' = False, "
+        "model_version: 'str | None' = None, provenance: 'dict[str, Any] | None' = None) -> None"
+    ),
+    "RunsPage": "(frame: 'pd.DataFrame', next_page_token: 'str | None' = None) -> None",
+    "ScanReport": (
+        "(target: 'str', files: 'list[FileRecord]' = <factory>, "
+        "findings: 'list[Finding]' = <factory>, scanner: 'str' = 'mlflow-modelkit', "
+        "version: 'str' = '') -> None"
+    ),
+    "TrustPolicy": (
+        "(trusted_keys: 'list[Any]' = <factory>, required_attestations: 'list[str]' = <factory>, "
+        "max_severity: 'str' = 'medium', require_signature: 'bool' = True) -> None"
+    ),
+    "VerifyResult": (
+        "(reference: 'str', digest: 'str', checks: 'list[Check]' = <factory>, "
+        "provenance: 'dict[str, Any] | None' = None, scan: 'dict[str, Any] | None' = None, "
+        "notes: 'list[str]' = <factory>) -> None"
+    ),
+    "generate_keypair": "(out_dir: 'str', password: 'str | bytes | None' = None) -> 'KeyPair'",
+    "inspect": "(ref: 'str', **registry_options: 'Any') -> 'KitInfo'",
+    "list_kits": "(repository: 'str', *, settings: 'StorageSettings | None' = None) -> 'pd.DataFrame'",
+    "list_runs": (
+        "(experiment: 'str', *, metrics: 'Sequence[str]' = (), params: 'Sequence[str]' = (), "
+        "filter_string: 'str | None' = None, order_by: 'Sequence[str] | None' = None, "
+        "max_results: 'int' = 100, page_token: 'str | None' = None, "
+        "tracking_uri: 'str | None' = None) -> 'RunsPage'"
+    ),
+    "list_tags": "(repository: 'str', **registry_options: 'Any') -> 'list[dict[str, Any]]'",
+    "load_config": "(environ: 'Mapping[str, str] | None' = None) -> 'Config'",
+    "pack": (
+        "(context: 'str', target: 'str', kitfile: 'str | None' = None, "
+        "compression: 'str' = 'none', progress: 'Progress | None' = None, "
+        "**registry_options: 'Any') -> 'PackResult'"
+    ),
+    "provenance": "(ref: 'str', keys: 'list[Any] | None' = None, **registry_options: 'Any') -> 'Provenance'",
+    "publish_run": (
+        "(run_id: 'str', tag: 'str', key: 'str | None' = None, password: 'bytes | None' = None, "
+        "repository: 'str | None' = None, model: 'str | None' = None, "
+        "register_as: 'str | None' = None, tracking_uri: 'str | None' = None, "
+        "config: 'Any' = None, progress: 'Progress | None' = None) -> 'PublishResult'"
+    ),
+    "pull": (
+        "(source: 'str', dest: 'str', progress: 'Progress | None' = None, **registry_options: 'Any') -> 'str'"
+    ),
+    "push": (
+        "(source: 'str', dest: 'str', progress: 'Progress | None' = None, **registry_options: 'Any') -> 'str'"
+    ),
+    "scan": (
+        "(target: 'str', *, policy: 'Policy | None' = None, limits: 'Limits | None' = None, "
+        "unpack_limits: 'UnpackLimits | None' = None, settings: 'StorageSettings | None' = None, "
+        "progress: 'Progress | None' = None, **registry_options: 'Any') -> 'ScanReport'"
+    ),
+    "unpack": (
+        "(ref: 'str', directory: 'str', filters: 'list[str] | None' = None, "
+        "overwrite: 'bool' = False, ignore_existing: 'bool' = False, "
+        "progress: 'Progress | None' = None, limits: 'UnpackLimits | None' = None, "
+        "**registry_options: 'Any') -> 'list[str]'"
+    ),
+    "verify": (
+        "(ref: 'str', keys: 'list[Any] | None' = None, policy: 'TrustPolicy | None' = None, "
+        "deep: 'bool' = True, progress: 'Progress | None' = None, "
+        "**registry_options: 'Any') -> 'VerifyResult'"
+    ),
+}
+
+
+def public() -> dict[str, object]:
+    return {
+        n: getattr(mlflow_plugin, n) for n in mlflow_plugin.__all__ if n not in ("__version__", "Progress")
+    }
+
+
+def test_all_is_pinned_and_sorted() -> None:
+    assert mlflow_plugin.__all__ == ALL
+    assert sorted(ALL) == ALL
+    for name in ALL:
+        assert hasattr(mlflow_plugin, name), name
+
+
+def test_errors_are_modelkit_errors() -> None:
+    for name in ERRORS:
+        assert issubclass(getattr(mlflow_plugin, name), mlflow_plugin.ModelKitError), name
+    exported = {n for n, o in public().items() if isinstance(o, type) and issubclass(o, Exception)}
+    assert exported == set(ERRORS)
+
+
+def test_signatures_are_pinned() -> None:
+    got = {
+        n: str(inspect.signature(o))
+        for n, o in public().items()
+        if n != "Severity" and not (n in ERRORS and n != "PublishBlocked")
+    }
+    assert got == SIGNATURES
+    assert [s.name for s in mlflow_plugin.Severity] == ["INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
+    # push and pull are copy: one function, one signature
+    assert mlflow_plugin.push is mlflow_plugin.pull
+
+
+def test_every_public_name_has_a_runnable_example() -> None:
+    """A docstring of its own (not inherited) with at least one example that is not ``+SKIP``
+    (tests/test_doctests.py runs them)."""
+    parser = doctest.DocTestParser()
+    missing = []
+    for name, obj in public().items():
+        doc = obj.__doc__ or ""
+        runnable = [e for e in parser.get_examples(doc) if not e.options.get(doctest.SKIP)]
+        if ">>>" not in doc or not runnable:
+            missing.append(name)
+    assert missing == []
+    for module in (
+        "mlflow_plugin",
+        "mlflow_plugin.progress",
+        "mlflow_plugin.api",
+        "mlflow_plugin.harden.catalog",
+    ):
+        doc = sys.modules[module].__doc__ or ""
+        assert [e for e in parser.get_examples(doc) if not e.options.get(doctest.SKIP)], module
+
+
+def test_progress_convention() -> None:
+    """``Progress`` is ``(stage, done, total) -> None`` and every long call takes it."""
+    assert str(mlflow_plugin.Progress) == "collections.abc.Callable[[str, int, int], None]"
+    for name in ("pack", "push", "pull", "unpack", "verify", "publish_run", "scan"):
+        param = inspect.signature(getattr(mlflow_plugin, name)).parameters["progress"]
+        assert param.annotation == "Progress | None" and param.default is None, name
+
+
+def test_import_is_light() -> None:
+    """``import mlflow_plugin`` imports neither MLflow nor pandas (the calls that need them do)."""
+    code = "import sys, mlflow_plugin; print(sorted({'mlflow', 'pandas'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_py_typed_ships() -> None:
+    assert (ROOT / "mlflow_plugin" / "py.typed").is_file()
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "py.typed" in cfg["tool"]["setuptools"]["package-data"]["mlflow_plugin"]
+    typed = set(cfg["tool"]["mypy"]["files"])
+    assert {"mlflow_plugin/__init__.py", "mlflow_plugin/api.py", "mlflow_plugin/harden/catalog.py"} <= typed
