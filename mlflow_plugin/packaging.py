@@ -42,7 +42,6 @@ from mlflow_plugin.kit.unpack import Staging, extract_layer
 from mlflow_plugin.progress import Progress, bytes_callback
 from mlflow_plugin.storage.base import Repository
 from mlflow_plugin.storage.descriptor import Descriptor
-from mlflow_plugin.storage.layout import LayoutRepository
 from mlflow_plugin.storage.locations import open_location
 from mlflow_plugin.storage.mediatypes import OCI_INDEX, OCI_MANIFEST
 from mlflow_plugin.storage.reference import LayoutLocation, Location, check_tag
@@ -224,7 +223,7 @@ def pack(
     check_tag(tag)
     ignore = LayerIgnore.from_context(context, kf)
     layers: list[Descriptor] = []
-    is_layout = isinstance(repo, LayoutRepository)
+    is_layout = repo.kind == "layout"
     try:
         for spec in plan_layers(kf):
             total = _layer_size(context, spec.path, ignore)

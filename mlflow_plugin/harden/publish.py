@@ -41,9 +41,10 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from mlflow_plugin._internal.mlmodel import read_mlmodel
+from mlflow_plugin._internal.times import from_mlflow_ms, now_rfc3339
 from mlflow_plugin._version import __version__
 from mlflow_plugin.drafts.draft import DraftKit
 from mlflow_plugin.drafts.uri import ArtifactLocation, parse_artifact_uri
@@ -56,7 +57,6 @@ from mlflow_plugin.kit.manifest import build_manifest
 from mlflow_plugin.kit.mediatypes import KIT_CONFIG
 from mlflow_plugin.storage.base import Repository
 from mlflow_plugin.storage.descriptor import Descriptor, sha256_digest
-from mlflow_plugin.storage.layout import LayoutRepository
 from mlflow_plugin.storage.locations import StorageSettings
 from mlflow_plugin.storage.mediatypes import OCI_MANIFEST
 from mlflow_plugin.storage.reference import check_tag
@@ -153,11 +153,6 @@ def _open(store: str, settings: StorageSettings) -> Repository:
     return repo
 
 
-def _rfc3339(ms: int | None) -> str:
-    dt = datetime.fromtimestamp((ms or 0) / 1000, tz=UTC) if ms else datetime.now(tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _sanitize(name: str) -> str:
     s = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.")
     return s or "model"
@@ -222,20 +217,14 @@ def _read_small(src: _Source, path: str) -> bytes | None:
 
 def _framework(mlmodel: bytes | None) -> tuple[str, str]:
     """(framework, format) from an MLmodel file's flavors (YAML)."""
-    if not mlmodel:
-        return "", ""
-    from ruamel.yaml import YAML
-
-    try:
-        doc = YAML(typ="safe").load(mlmodel.decode("utf-8"))
-    except Exception:
-        return "", ""
-    flavors = [f for f in (doc.get("flavors") or {}) if f != "python_function"]
+    doc = read_mlmodel(mlmodel)
+    all_flavors = doc.get("flavors")
+    flavors = [f for f in (all_flavors if isinstance(all_flavors, dict) else {}) if f != "python_function"]
     if not flavors:
         return "", ""
     fl = flavors[0]
     fmt = ""
-    detail = (doc.get("flavors") or {}).get(fl) or {}
+    detail = all_flavors.get(fl) or {}  # type: ignore[union-attr]
     if isinstance(detail, dict):
         fmt = str(detail.get("serialization_format") or detail.get("pickled_model", "") or "")
         if fmt.endswith(".skops") or detail.get("serialization_format") == "skops":
@@ -317,7 +306,7 @@ def publish_run(
     blobs, layers, kitfile, files = _compose(run, model_src, model_name, run_src, tag, cfg.redact_params)
     config_bytes = kitfile.to_json()
     cdesc = Descriptor.for_bytes(KIT_CONFIG, config_bytes)
-    created = _rfc3339(run.info.end_time or run.info.start_time)
+    created = from_mlflow_ms(run.info.end_time or run.info.start_time) or now_rfc3339()
     manifest = build_manifest(
         cdesc,
         layers,
@@ -573,11 +562,8 @@ def _ensure_blob(target: Repository, src: _Source, d: Descriptor) -> None:
     """Make a draft blob available in the target repository (no-op when it is the same store)."""
     if target.blob_exists(d.digest):
         return
-    if not isinstance(target, LayoutRepository) and not src.store.startswith("oci:"):
-        t_host = target.display.partition("/")[0]
-        s_host, _, s_repo = src.store.partition("/")
-        if t_host == s_host and target.mount_blob(d.digest, s_repo):
-            return
+    if target.can_mount_from(src.repo) and target.mount_blob(d.digest, src.repo.name):
+        return
     with src.repo.open_blob(d.digest, d.size) as f:
         target.push_blob(f, d.digest, d.size)
 
