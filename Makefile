@@ -46,7 +46,7 @@ test: venv system-deps lint
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 conformance: venv
-	$(VENV)/bin/pytest -q -rs tests/test_conformance.py tests/test_tar_golden.py
+	$(VENV)/bin/pytest -q -rs tests/kit/test_conformance.py tests/kit/test_tar_golden.py
 
 ## bench: transfer benchmark against a real registry (2 GiB by default; SIZE_MB=… to change)
 bench: venv system-deps

@@ -879,7 +879,7 @@ def test_model_signing_cross_checks_cannot_be_skipped() -> None:
 
 
 def test_model_signing_pinned_in_test_extras() -> None:
-    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     if not pyproject.exists():
         pytest.skip("no pyproject.toml beside the tests")
     import tomllib

@@ -466,7 +466,7 @@ def test_verify_attachments_checks(repo: LayoutRepository, kit: Descriptor, key,
 
 def test_publish_and_verify_use_only_signer_and_verifier() -> None:
     """The key handling lives in trust.signer: publish and verify import no lower signing module."""
-    root = Path(__file__).resolve().parents[1] / "mlflow_plugin" / "harden"
+    root = Path(__file__).resolve().parents[2] / "mlflow_plugin" / "harden"
     low = {f"mlflow_plugin.trust.{m}" for m in ("dsse", "cosign", "oms", "attach", "keys")}
     for name in ("publish.py", "verify.py"):
         imported: set[str] = set()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
 CASES = sorted(p for p in GOLDEN.iterdir() if (p / "case.json").is_file())
 SHARED_CHECK = ROOT.parent / "shared" / "conformance" / "kitops" / "check.py"
