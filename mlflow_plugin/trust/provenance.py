@@ -1,4 +1,4 @@
-"""SLSA provenance of an MLflow run: gather the facts once, render an in-toto Statement v1.
+"""SLSA provenance of an MLflow run: its facts (read by ``harden.run_facts``) as an in-toto Statement v1.
 
 >>> facts = RunFacts(run_id="0" * 32, experiment_id="1", experiment_name="fraud", run_name="lr",
 ...                  status="FINISHED", user="ana", start_time="2026-01-02T03:04:05Z",
