@@ -88,6 +88,7 @@ class Config:
     scan_fail_on: str = "high"
     allow_globals: list[str] = field(default_factory=list)
     allow_modules: list[str] = field(default_factory=list)
+    code_in_functions: str = "medium"
     require_signature: bool = False
     required_attestations: list[str] = field(default_factory=lambda: ["provenance", "scan"])
     max_severity: str = "medium"
@@ -159,6 +160,7 @@ _FILE = {
     ("scan", "fail_on"): "scan_fail_on",
     ("scan", "allow_globals"): "allow_globals",
     ("scan", "allow_modules"): "allow_modules",
+    ("scan", "code_in_functions"): "code_in_functions",
     ("policy", "require_signature"): "require_signature",
     ("policy", "required_attestations"): "required_attestations",
     ("policy", "max_severity"): "max_severity",
@@ -179,6 +181,7 @@ _ENV = {
     "MLFLOW_MODELKIT_SCAN_FAIL_ON": "scan_fail_on",
     "MLFLOW_MODELKIT_ALLOW_GLOBALS": "allow_globals",
     "MLFLOW_MODELKIT_ALLOW_MODULES": "allow_modules",
+    "MLFLOW_MODELKIT_CODE_IN_FUNCTIONS": "code_in_functions",
     "MLFLOW_MODELKIT_REQUIRE_SIGNATURE": "require_signature",
     "MLFLOW_MODELKIT_REQUIRED_ATTESTATIONS": "required_attestations",
     "MLFLOW_MODELKIT_MAX_SEVERITY": "max_severity",
@@ -225,7 +228,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 
 
 def _validate(cfg: Config) -> None:
-    for name in ("scan_fail_on", "max_severity"):
+    for name in ("scan_fail_on", "max_severity", "code_in_functions"):
         v = getattr(cfg, name).lower()
         if v not in SEVERITIES:
             raise ModelKitError(f"{name} = {v!r} ({cfg.source(name)}): use one of {', '.join(SEVERITIES)}")

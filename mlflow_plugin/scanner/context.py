@@ -47,6 +47,8 @@ class Policy:
 
     allow_globals: frozenset[str] = frozenset()  # "module.qualname" entries, exact
     allow_modules: frozenset[str] = frozenset()  # "module" prefixes the admin trusts entirely
+    # severity of dangerous calls inside functions/methods of model code (import-time ones are critical)
+    code_in_functions: str = "medium"
 
 
 @dataclass
