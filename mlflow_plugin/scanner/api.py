@@ -60,6 +60,8 @@ def _registry() -> dict[str, Scanner]:
         ("gguf", "tensor_formats", "scan_gguf"),
         ("protobuf", "protobuf_scan", "scan_protobuf"),
         ("text", "secrets", "scan_text"),
+        ("python", "pycode", "scan_python"),
+        ("requirements", "environment", "scan_requirements"),
     ):
         try:
             module = __import__(f"{__package__}.{mod}", fromlist=[fn])
@@ -375,6 +377,7 @@ class _LayerCache:
                 __version__,
                 sorted(p.allow_globals),
                 sorted(p.allow_modules),
+                getattr(p, "code_in_functions", "medium"),
                 dataclasses.asdict(ctx.limits),
                 dataclasses.asdict(unpack_limits),
             ],

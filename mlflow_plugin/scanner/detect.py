@@ -22,7 +22,9 @@ def detect(head: bytes, name: str = "") -> str:
 
     Returns one of: ``zip``, ``tar``, ``gzip``, ``bz2``, ``xz``, ``7z``, ``zstd``, ``npy``,
     ``hdf5``, ``safetensors``, ``gguf``, ``pickle``, ``protobuf`` (ONNX / SavedModel by name
-    or structure), ``text``, ``json``, ``empty``, ``unknown``.
+    or structure), ``python`` (``.py``/``.pyw`` text), ``requirements`` (``requirements*.txt``,
+    ``conda.yaml``, ``environment.yml``, ``python_env.yaml`` text), ``text``, ``json``,
+    ``empty``, ``unknown``.
     """
     if not head:
         return "empty"
@@ -63,6 +65,11 @@ def detect(head: bytes, name: str = "") -> str:
         return "protobuf"
     text = _texty(head)
     if text:
+        base = low.replace("\\", "/").rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+        if base.endswith((".py", ".pyw")):
+            return "python"
+        if _requirements_name(base):
+            return "requirements"
         stripped = head.lstrip()
         if stripped[:1] in (b"{", b"[") and _jsonish(head):
             return "json"
@@ -72,6 +79,13 @@ def detect(head: bytes, name: str = "") -> str:
     if head[:1] and head[0] in _PICKLE_FIRST and _protocol0_pickle(head):
         return "pickle"
     return "unknown"
+
+
+def _requirements_name(base: str) -> bool:
+    """pip requirements, conda environments and MLflow's python_env.yaml, by file name."""
+    if base.startswith("requirements") and base.endswith((".txt", ".in")):
+        return True
+    return base in ("conda.yaml", "conda.yml", "environment.yml", "environment.yaml", "python_env.yaml")
 
 
 def _zlib_ok(head: bytes) -> bool:
