@@ -26,9 +26,11 @@ an issue, never with a crash; malformed input is an issue too.
 from __future__ import annotations
 
 import codecs
+import dis
 import io
 import re
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -308,11 +310,12 @@ class Global:
 class Call:
     """What calling ``func`` with ``args`` would return (``kind``: REDUCE, NEWOBJ, OBJ, INST…)."""
 
-    __slots__ = ("args", "func", "kind", "kwargs", "offset", "state")
+    __slots__ = ("args", "func", "kind", "kwargs", "meta", "offset", "state")
 
     def __init__(self, func: Any, args: Any, kind: str, offset: int, kwargs: Any = None) -> None:
         self.func, self.args, self.kind, self.offset, self.kwargs = func, args, kind, offset, kwargs
         self.state: Any = None
+        self.meta: Any = None  # an _Embedded record when the call is cloudpickle structure
 
     def __repr__(self) -> str:
         return f"Call({describe(self)})"
@@ -427,6 +430,7 @@ class _ImportRecord:
     bad_calls: int = 0
     escaped: bool = False
     hidden: bool = False
+    structural: int = 0  # uses in cloudpickle's by-value reconstruction shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,8 +593,12 @@ class PickleVM:
         max_stack: int = 1_000_000,
         joblib: bool = True,
         probe: bool = False,
+        embedded_severity: Severity = Severity.MEDIUM,
     ) -> None:
         self.r = reader
+        self.embedded_severity = embedded_severity
+        self.embedded: list[_Embedded] = []  # functions/classes/code pickled by value
+        self.cp_live = False
         self.judge_fn = judge
         self.max_ops, self.max_memo, self.max_stack = max_ops, max_memo, max_stack
         self.joblib = joblib
@@ -692,7 +700,7 @@ class PickleVM:
 
     def _escape_check(self, items: Any) -> None:
         for it in items:
-            if type(it) is Global and _qual(it) in _SENSITIVE:
+            if type(it) is Global and (_qual(it) in _SENSITIVE or _qual(it) in _STRUCTURAL_GLOBALS):
                 rec = self.imports.get((it.module, it.name))
                 if rec is not None:
                     rec.escaped = True
@@ -714,11 +722,15 @@ class PickleVM:
         g = Global(module, name, self.op_offset, v)
         if v.qualified in _SENSITIVE:
             self.sensitive_live = True
+        if v.qualified in _STRUCTURAL_GLOBALS:
+            self.sensitive_live = self.cp_live = True
         return g
 
     def _call(self, func: Any, args: Any, kind: str, kwargs: Any = None) -> Call:
         c = Call(func, args, kind, self.op_offset, kwargs)
         tf = type(func)
+        if self.cp_live and self._structural(c):
+            return c
         if self.sensitive_live:
             self._escape_check(args if type(args) is tuple else (args,))
             self._check_method_args(func, args, kwargs)
@@ -773,6 +785,110 @@ class PickleVM:
         sev = tv.severity if tv is not None and tv.severity is not None else Severity.CRITICAL
         self.issue(max(sev, Severity.HIGH), "pickle.indirect-call", msg, describe(c))
         return c
+
+    # -- cloudpickle's by-value functions and classes --------------------------------------
+    def _use(self, g: Global) -> None:
+        rec = self.imports.get((g.module, g.name))
+        if rec is not None:
+            rec.structural += 1
+
+    def _structural(self, c: Call) -> bool:
+        """Recognise cloudpickle's reconstruction of code pickled by value (functions, lambdas,
+        classes defined in a notebook) as structure: record what the code is, call nothing. True
+        when ``c`` has that shape (then it is not judged as a call)."""
+        func, args = c.func, c.args
+        tf = type(func)
+        if tf is Call and func.meta is not None:
+            m = func.meta
+            if m.kind == "builtin:CodeType":
+                code = _code_from_args(args)
+                if code is None:
+                    return False
+                c.meta = code
+                return True
+            if m.kind == "builtin:FunctionType":
+                return self._new_function(c, args)
+            if m.kind == "builtin:CellType" and type(args) is tuple and len(args) <= 1:
+                c.meta = _Embedded("cell", value=args[0] if args else None)
+                return True
+            # an instance: cls.__new__, no __init__ (its methods are reported)
+            return m.kind == "class" and c.kind in ("NEWOBJ", "NEWOBJ_EX")
+        if tf is not Global:
+            return False
+        q = _qual(func)
+        if q not in _STRUCTURAL_GLOBALS:
+            return False
+        helper = q.rpartition(".")[2]
+        if type(args) is not tuple:
+            return False
+        ok = False
+        if helper == "_builtin_type":
+            if len(args) == 1 and args[0] in ("CodeType", "FunctionType", "CellType"):
+                c.meta = _Embedded("builtin:" + args[0])
+                ok = True
+        elif helper == "CodeType":
+            code = _code_from_args(args)
+            if code is not None:
+                c.meta = code
+                ok = True
+        elif helper in ("_make_function", "FunctionType"):
+            ok = self._new_function(c, args)
+        elif helper == "_make_empty_cell":
+            ok = not args
+            c.meta = _Embedded("cell")
+        elif helper == "_make_cell":
+            ok = len(args) == 1
+            c.meta = _Embedded("cell", value=args[0] if args else None)
+        elif helper in ("subimport", "dynamic_subimport"):
+            if args and type(args[0]) is str and is_identifier_path(args[0]) and len(args) <= 2:
+                c.meta = _Embedded("module", name=args[0])
+                self.embedded.append(c.meta)
+                ok = True
+        elif helper == "_make_skeleton_class":
+            if len(args) == 6 and type(args[1]) is str and type(args[2]) is tuple:
+                tc = args[0]
+                if type(tc) is Global and _qual(tc) in _METACLASSES:
+                    self._use(tc)
+                c.meta = _Embedded("class", name=args[1], bases=args[2])
+                self.embedded.append(c.meta)
+                ok = True
+        elif helper == "_make_skeleton_enum":
+            if len(args) == 7 and type(args[1]) is str:
+                c.meta = _Embedded("class", name=args[1], bases=args[0] if type(args[0]) is tuple else ())
+                if type(args[2]) is str:
+                    c.meta.qualname = args[2]
+                if type(args[4]) is str:
+                    c.meta.module = args[4]
+                self.embedded.append(c.meta)
+                ok = True
+        elif helper in ("_function_setstate", "_class_setstate"):
+            want = "function" if helper == "_function_setstate" else "class"
+            if (
+                len(args) == 2
+                and type(args[0]) is Call
+                and args[0].meta is not None
+                and args[0].meta.kind == want
+            ):
+                args[0].meta.set_state(args[1])
+                c.meta = args[0].meta
+                ok = True
+        if ok:
+            self._use(func)
+        return ok
+
+    def _new_function(self, c: Call, args: Any) -> bool:
+        if type(args) is not tuple or not 2 <= len(args) <= 6:
+            return False
+        code = args[0]
+        if type(code) is not Call or code.meta is None or code.meta.kind != "code":
+            return False
+        e = _Embedded("function", code=code.meta)
+        e.bind(args[1])
+        if len(args) > 4:
+            e.closure = args[4]
+        c.meta = e
+        self.embedded.append(e)
+        return True
 
     def _check_method_args(self, func: Any, args: Any, kwargs: Any) -> None:
         """A method fetched with getattr and handed to a call (``_rebuild_from_type_v2``,
@@ -900,7 +1016,7 @@ class PickleVM:
     # -- results ----------------------------------------------------------------------------
     def finish(self) -> list[Issue]:
         """All issues, with one per non-allowlisted import (sorted by offset)."""
-        out = list(self.issues)
+        out = list(self.issues) + _embedded_issues(self)
         shown = 0
         bad = [rec for rec in self.imports.values() if not rec.verdict.allowed]
         for rec in bad:
@@ -920,6 +1036,9 @@ class PickleVM:
             shown += 1
             if v.qualified in _SENSITIVE and rec.benign_calls and not rec.bad_calls and not rec.escaped:
                 continue  # getattr(<allowlisted class>, '<allowlisted method>') only (zoneinfo, …)
+            if rec.structural and not rec.bad_calls and not rec.escaped and not rec.calls:
+                continue  # cloudpickle's reconstruction helpers, used only in their own shape
+
             sev = v.severity or Severity.HIGH
             alias = (
                 ""
@@ -1619,6 +1738,525 @@ class PickleVM:
         self.probe_budget -= used
         for iss in found:
             self.issue(iss.severity, iss.rule, iss.message, iss.evidence, iss.offset)
+
+
+# ---------------------------------------------------------------------------------------------
+# Code pickled by value (cloudpickle): decoded statically, never executed
+
+_CP_HELPERS = [
+    "_make_function",
+    "_make_skeleton_class",
+    "_make_skeleton_enum",
+    "_class_setstate",
+    "_function_setstate",
+    "_make_cell",
+    "_make_empty_cell",
+    "_builtin_type",
+    "subimport",
+    "dynamic_subimport",
+]
+_STRUCTURAL_GLOBALS = frozenset(
+    {
+        f"{m}.{h}"
+        for m in ("cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast", "cloudpickle")
+        for h in _CP_HELPERS
+    }
+    | {"types.CodeType", "types.FunctionType"}
+)
+_METACLASSES = frozenset({"builtins.type", "abc.ABCMeta", "enum.EnumMeta", "enum.EnumType"})
+
+# what makes embedded code dangerous: modules it uses, attribute chains, builtins it names
+_DANGER_MODULES = frozenset(
+    [
+        "subprocess",
+        "socket",
+        "ctypes",
+        "cffi",
+        "pickle",
+        "_pickle",
+        "marshal",
+        "dill",
+        "cloudpickle",
+        "importlib",
+        "runpy",
+        "pty",
+        "shutil",
+        "urllib",
+        "urllib3",
+        "requests",
+        "httpx",
+        "http",
+        "aiohttp",
+        "ftplib",
+        "smtplib",
+        "telnetlib",
+        "paramiko",
+        "webbrowser",
+        "code",
+        "codeop",
+        "multiprocessing",
+        "shelve",
+    ]
+)
+_DANGER_OS = re.compile(
+    r"^(?:system|popen|exec\w*|spawn\w*|fork\w*|posix_spawn\w*|kill\w*|remove\w*|unlink|rmdir|"
+    r"removedirs|putenv|setuid|chmod|chown|dup2)$"
+)
+_DANGER_NAMES = frozenset(
+    [
+        "exec",
+        "eval",
+        "compile",
+        "__import__",
+        "execfile",
+        "breakpoint",
+        "__builtins__",
+        "__subclasses__",
+        "__globals__",
+        "__code__",
+        "f_globals",
+        "f_locals",
+        "__loader__",
+        "import_module",
+        "urlopen",
+        "urlretrieve",
+        "Popen",
+        "check_output",
+        "check_call",
+        "getoutput",
+        "getstatusoutput",
+        "dlopen",
+        "CDLL",
+        "PyDLL",
+    ]
+)
+_LOAD_TIME_METHODS = frozenset(
+    [
+        "__setstate__",
+        "__reduce__",
+        "__reduce_ex__",
+        "__new__",
+        "__init_subclass__",
+        "__set_name__",
+        "__del__",
+        "__getattr__",
+        "__getattribute__",
+        "__class_getitem__",
+        "__hash__",
+        "__eq__",
+    ]
+)
+_PREDICT_METHODS = frozenset(
+    ["predict", "predict_proba", "predict_stream", "forward", "__call__", "transform"]
+)
+_MAX_NESTED_CODE = 64
+
+
+class _Embedded:
+    """A code object, function, class, cell or module reference rebuilt by cloudpickle."""
+
+    def __init__(self, kind: str, **kw: Any) -> None:
+        self.kind = kind
+        self.name: str = kw.get("name", "")
+        self.qualname: str = ""
+        self.module: str = ""
+        self.value: Any = kw.get("value")
+        self.bases: Any = kw.get("bases", ())
+        self.code: _Embedded | None = kw.get("code")
+        self.closure: Any = None
+        self.bindings: dict[str, Any] = {}  # global/closure name -> pickled value
+        self.members: dict[str, Any] = {}  # class attributes
+        # code objects
+        self.names: tuple[str, ...] = ()
+        self.consts: tuple[Any, ...] = ()
+        self.varnames: tuple[str, ...] = ()
+        self.freevars: tuple[str, ...] = ()
+        self.cellvars: tuple[str, ...] = ()
+        self.filename = ""
+        self.bytecode: bytes | None = None
+        self.layout = 0  # number of CodeType arguments (18: Python 3.11+, 16: 3.8–3.10)
+        self.claimed = False  # a method of a class pickled by value (reported with the class)
+
+    def bind(self, globals_: Any) -> None:
+        if type(globals_) is PDict:
+            for k, v in globals_.items:
+                if type(k) is str:
+                    self.bindings[k] = v
+                    if k == "__name__" and type(v) is str and not self.module:
+                        self.module = v
+
+    def set_state(self, state: Any) -> None:
+        parts = state if type(state) is tuple else (state,)
+        for part in parts:
+            if type(part) is not PDict:
+                continue
+            for k, v in part.items:
+                if type(k) is not str:
+                    continue
+                if self.kind == "class":
+                    self.members[k] = v
+                    if k == "__module__" and type(v) is str:
+                        self.module = v
+                    if k == "__qualname__" and type(v) is str:
+                        self.qualname = v
+                elif k == "__globals__":
+                    self.bind(v)
+                elif k == "__closure__":
+                    self.closure = v
+                elif k == "__module__" and type(v) is str:
+                    self.module = v
+                elif k == "__qualname__" and type(v) is str:
+                    self.qualname = v
+                elif k == "__name__" and type(v) is str:
+                    self.name = v
+
+    def full_name(self) -> str:
+        q = self.qualname or self.name
+        if not q and self.code is not None:
+            q = self.code.qualname or self.code.name
+        return f"{self.module or '?'}.{q or '?'}"
+
+
+def _code_from_args(args: Any) -> _Embedded | None:
+    """Read a code object's fields from the arguments of ``CodeType(...)`` (any Python 3 layout)."""
+    if type(args) is not tuple or len(args) < 14:
+        return None
+    i = next((k for k, a in enumerate(args[:8]) if type(a) is bytes or type(a) is Blob), -1)
+    if i < 4 or not all(type(a) is int for a in args[:i]):
+        return None
+    consts, names, varnames = args[i + 1], args[i + 2], args[i + 3]
+    if type(consts) is not tuple or type(names) is not tuple or type(varnames) is not tuple:
+        return None
+    e = _Embedded("code")
+    e.layout = len(args)
+    e.bytecode = args[i] if type(args[i]) is bytes else None
+    e.consts = consts
+    e.names = tuple(n for n in names if type(n) is str)
+    e.varnames = tuple(n for n in varnames if type(n) is str)
+    e.filename = args[i + 4] if type(args[i + 4]) is str else ""
+    e.name = args[i + 5] if type(args[i + 5]) is str else ""
+    has_qualname = type(args[i + 6]) is str
+    if has_qualname:
+        e.qualname = args[i + 6]
+    tail = [a for a in args[-2:]]
+    if len(tail) == 2 and all(type(t) is tuple for t in tail):
+        e.freevars = tuple(n for n in tail[0] if type(n) is str)
+        e.cellvars = tuple(n for n in tail[1] if type(n) is str)
+    return e
+
+
+def _running_layout() -> int:
+    return 18 if sys.version_info >= (3, 11) else 16
+
+
+def _walk_bytecode(code: _Embedded) -> list[tuple[str, ...]] | None:
+    """Attribute chains (``('np', 'mean')``) and imports (``('import', 'os')``) of ``code``'s bytecode,
+    read with the opcode tables of the running Python. ``None`` when the code was not written by a
+    Python with the same layout, or the walk meets an opcode or index that does not fit."""
+    bc = code.bytecode
+    if bc is None or code.layout != _running_layout() or sys.version_info < (3, 11) or len(bc) % 2:
+        return None
+    opname = dis.opname
+    names = code.names
+    localsplus = code.varnames + tuple(c for c in code.cellvars if c not in code.varnames) + code.freevars
+    new_attr = sys.version_info >= (3, 12)
+    out: list[tuple[str, ...]] = []
+    chain: list[str] | None = None
+    ext = 0
+    try:
+        for i in range(0, len(bc), 2):
+            op, arg = bc[i], bc[i + 1] | ext
+            name = opname[op]
+            if name == "EXTENDED_ARG":
+                ext = arg << 8
+                continue
+            ext = 0
+            if name.startswith("<"):
+                return None
+            if name == "CACHE":
+                continue
+            if name == "LOAD_GLOBAL":
+                if chain:
+                    out.append(tuple(chain))
+                chain = [names[arg >> 1]]
+            elif name == "LOAD_NAME":
+                if chain:
+                    out.append(tuple(chain))
+                chain = [names[arg]]
+            elif name in ("LOAD_DEREF", "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF"):
+                if chain:
+                    out.append(tuple(chain))
+                chain = [localsplus[arg]]
+            elif name in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR"):
+                idx = (
+                    arg >> 1
+                    if (new_attr and name == "LOAD_ATTR")
+                    else arg >> 2
+                    if name == "LOAD_SUPER_ATTR"
+                    else arg
+                )
+                attr = names[idx]
+                if chain is not None:
+                    chain.append(attr)
+                else:
+                    out.append(("", attr))
+            elif name == "IMPORT_NAME":
+                if chain:
+                    out.append(tuple(chain))
+                chain = None
+                out.append(("import", names[arg]))
+            elif name == "IMPORT_FROM":
+                out.append(("from", names[arg]))
+            elif chain is not None:
+                out.append(tuple(chain))
+                chain = None
+    except IndexError:
+        return None
+    if chain:
+        out.append(tuple(chain))
+    return out
+
+
+def _value_text(v: Any) -> str | None:
+    """What a global/closure value refers to, as a dotted name (modules, imported globals, cells)."""
+    for _ in range(4):
+        if type(v) is Call and v.meta is not None and v.meta.kind == "cell":
+            v = v.meta.value
+            continue
+        break
+    if type(v) is Call and v.meta is not None:
+        m = v.meta
+        if m.kind == "module":
+            return m.name
+        if m.kind in ("function", "class"):
+            return m.full_name()
+        return None
+    if type(v) is Global:
+        return _qual(v)
+    return None
+
+
+def _is_embedded_function(v: Any) -> bool:
+    if type(v) is Call and v.meta is not None and v.meta.kind == "cell":
+        v = v.meta.value
+    return type(v) is Call and v.meta is not None and v.meta.kind == "function"
+
+
+def _closure_bindings(fn: _Embedded) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cl = fn.closure
+    code = fn.code
+    if code is not None and type(cl) is tuple and len(cl) == len(code.freevars):
+        out.update(zip(code.freevars, cl, strict=False))
+    return out
+
+
+class _Refs:
+    """What one embedded function or class references, and whether any of it is dangerous."""
+
+    def __init__(self) -> None:
+        self.refs: list[str] = []
+        self.danger: list[str] = []
+        self._seen: set[str] = set()
+
+    def add(self, text: str, dangerous: bool = False) -> None:
+        if dangerous and text not in self.danger:
+            self.danger.append(text)
+        if text not in self._seen and len(self.refs) < 200:
+            self._seen.add(text)
+            self.refs.append(text)
+
+
+def _is_dangerous_ref(dotted: str) -> bool:
+    """``os.system``, ``subprocess.run``, ``exec``, ``socket.socket``, ``pickle.loads``…"""
+    parts = dotted.split(".")
+    if parts[0] in _DANGER_MODULES or any(p in _DANGER_NAMES for p in parts):
+        return True
+    if parts[0] in ("os", "posix", "nt") and any(_DANGER_OS.match(p) for p in parts[1:]):
+        return True
+    return parts[0] == "builtins" and len(parts) > 1 and parts[1] in ("exec", "eval", "compile", "open")
+
+
+def _analyse_code(code: _Embedded, bindings: dict[str, Any], refs: _Refs, depth: int = 0) -> None:
+    if depth > 8:
+        return
+    chains = _walk_bytecode(code)
+    if chains is None:  # another Python wrote it: the names it uses, resolved through its globals
+        for n in code.names:
+            target = _value_text(bindings.get(n))
+            dotted = f"{target} (as {n})" if target and target.rpartition(".")[2] != n else (target or n)
+            refs.add(dotted, _is_dangerous_ref(target or n) or n in _DANGER_NAMES)
+        modules = {_value_text(bindings.get(n)) for n in code.names} - {None}
+        if modules & {"os", "posix", "nt"} and any(_DANGER_OS.match(n) for n in code.names):
+            refs.add("os." + next(n for n in code.names if _DANGER_OS.match(n)), True)
+    else:
+        pending_import = ""
+        for ch in chains:
+            if ch[0] == "import":
+                pending_import = ch[1]
+                refs.add(f"import {ch[1]}", _is_dangerous_ref(ch[1]))
+                continue
+            if ch[0] == "from":
+                d = f"{pending_import}.{ch[1]}" if pending_import else ch[1]
+                refs.add(d, _is_dangerous_ref(d))
+                continue
+            if ch[0] == "":
+                refs.add("." + ch[1], ch[1] in _DANGER_NAMES)
+                continue
+            head, rest = ch[0], list(ch[1:])
+            if head in ("self", "cls") and head not in bindings:
+                continue
+            if _is_embedded_function(bindings.get(head)):
+                continue  # a helper pickled by value: its own references are followed
+            target = _value_text(bindings.get(head))
+            base = target or head
+            dotted = ".".join([base, *rest])
+            refs.add(dotted, _is_dangerous_ref(dotted))
+    for k in code.consts[:_MAX_NESTED_CODE] if type(code.consts) is tuple else ():
+        if type(k) is Call and k.meta is not None and k.meta.kind == "code":
+            _analyse_code(k.meta, bindings, refs, depth + 1)
+    for v in bindings.values():  # globals pickled by reference are judged on their own as well
+        t = _value_text(v)
+        if t and type(v) is Global and not v.verdict.allowed and v.verdict.severity == Severity.CRITICAL:
+            refs.add(t, True)
+
+
+def _when(names: list[str]) -> str:
+    if any(n in _LOAD_TIME_METHODS for n in names):
+        return "runs while the model loads (during unpickling)"
+    if any(n in _PREDICT_METHODS for n in names):
+        return "runs when the model predicts"
+    if "load_context" in names:
+        return "runs when the model loads"
+    return "runs when the model calls it (predict or load)"
+
+
+def _embedded_issues(vm: PickleVM) -> list[Issue]:
+    """One ``pickle.embedded-code`` issue per function/class pickled by value; the helpers a
+    function or method reaches through its globals and closure are folded into it."""
+    out: list[Issue] = []
+    claimed: set[int] = set()  # ids of _Embedded already reported as part of another
+    entities = [e for e in vm.embedded if e.kind == "class"] + [
+        e for e in vm.embedded if e.kind == "function"
+    ]
+    for e in entities:
+        if id(e) in claimed:
+            continue
+        claimed.add(id(e))
+        refs = _Refs()
+        if e.kind == "function":
+            _function_refs(e, refs, claimed)
+            name = e.full_name()
+            what = "lambda" if "<lambda>" in name else "function"
+            out.append(_embedded_issue(vm, what, name, [e.name or name.rpartition(".")[2]], refs))
+            continue
+        methods = []
+        for k, fn in _class_methods(e):
+            methods.append(k)
+            if id(fn) not in claimed:
+                claimed.add(id(fn))
+                _function_refs(fn, refs, claimed)
+        name = f"{e.module or '?'}.{e.qualname or e.name}"
+        bases = ", ".join(t for t in (_value_text(b) for b in e.bases) if t and t != "builtins.object")
+        out.append(_embedded_issue(vm, "class", name, methods, refs, bases))
+    for e in vm.embedded:
+        if e.kind == "module" and id(e) not in claimed:
+            dangerous = _is_dangerous_ref(e.name)
+            out.append(
+                Issue(
+                    Severity.CRITICAL if dangerous else vm.embedded_severity,
+                    "pickle.embedded-code",
+                    f"module {e.name} is imported while the model loads (cloudpickle subimport)"
+                    + (
+                        "; it reaches the system, processes, the network or code loading" if dangerous else ""
+                    ),
+                    f"subimport('{e.name}')",
+                )
+            )
+    return out
+
+
+def _as_function(v: Any) -> _Embedded | None:
+    if type(v) is Call and v.meta is not None and v.meta.kind == "function":
+        return v.meta
+    if type(v) is Call and type(v.args) is tuple and v.args:  # staticmethod(fn), classmethod(fn)
+        a = v.args[0]
+        if type(a) is Call and a.meta is not None and a.meta.kind == "function":
+            return a.meta
+    return None
+
+
+def _class_methods(cls: _Embedded) -> list[tuple[str, _Embedded]]:
+    out = []
+    for k, v in cls.members.items():
+        fn = _as_function(v)
+        if fn is not None:
+            out.append((k, fn))
+    return out
+
+
+def _function_refs(fn: _Embedded, refs: _Refs, claimed: set[int], depth: int = 0) -> None:
+    """Add what ``fn`` references to ``refs``, following the by-value functions it reaches."""
+    bindings = dict(fn.bindings)
+    bindings.update(_closure_bindings(fn))
+    inner: list[_Embedded] = []
+    for v in bindings.values():
+        x = v
+        if type(x) is Call and x.meta is not None and x.meta.kind == "cell":
+            x = x.meta.value
+        if type(x) is Call and x.meta is not None:
+            if x.meta.kind == "module":
+                claimed.add(id(x.meta))
+            elif x.meta.kind == "function" and id(x.meta) not in claimed:
+                claimed.add(id(x.meta))
+                inner.append(x.meta)
+    if fn.code is not None:
+        _analyse_code(fn.code, bindings, refs)
+    if depth < 16:
+        for sub in inner:
+            _function_refs(sub, refs, claimed, depth + 1)
+
+
+def _embedded_issue(
+    vm: PickleVM, what: str, name: str, members: list[str], refs: _Refs, bases: str = ""
+) -> Issue:
+    where = (
+        "from a notebook or script (__main__)"
+        if name.startswith("__main__.")
+        else "from code that was not importable"
+    )
+    shown = [r for r in refs.refs if not r.startswith(".")][:8]
+    ref_text = ", ".join(shown) + (", …" if len(refs.refs) > 8 else "") if shown else "nothing outside itself"
+    if refs.danger:
+        sev = Severity.CRITICAL
+        tail = (
+            f"; it uses {', '.join(refs.danger[:5])}, which can run commands, reach the network or load "
+            "code — do not load this model unless you wrote this code"
+        )
+    else:
+        sev = vm.embedded_severity
+        top = name.partition(".")[0]
+        tail = (
+            " — review it, or log the model from code (python_model='model.py') so the code is a file "
+            f"the scan reads, or add {name} to scan.allow_globals if it comes from an importable "
+            f"package ({top})"
+            if what == "class" and top != "__main__"
+            else " — review it, or log the model from code (python_model='model.py') so the code is a "
+            "file the scan reads"
+        )
+    kind = {"class": "class", "lambda": "lambda", "function": "function"}[what]
+    extra = ""
+    if what == "class":
+        parts = ([f"subclass of {bases}"] if bases else []) + (
+            [f"methods {', '.join(members[:6])}"] if members else []
+        )
+        extra = f" ({'; '.join(parts)})" if parts else ""
+    msg = (
+        f"embedded {kind} {name} (pickled by value {where}){extra} {_when(members)}; "
+        f"it references {ref_text}{tail}"
+    )
+    evidence = name + (": " + ", ".join(refs.danger[:4]) if refs.danger else "")
+    return Issue(sev, "pickle.embedded-code", msg, evidence, -1)
 
 
 _DANGEROUS_ATTRS = frozenset(
