@@ -63,11 +63,11 @@ def detect(head: bytes, name: str = "") -> str:
     low = name.lower()
     if low.endswith((".onnx", ".pb", ".pbtxt")) or low.endswith("saved_model.pb"):
         return "protobuf"
+    base = low.replace("\\", "/").rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+    if base.endswith((".py", ".pyw")) and b"\x00" not in head:
+        return "python"  # source in any encoding (PEP 263 latin-1, Python 2), or broken bytes
     text = _texty(head)
     if text:
-        base = low.replace("\\", "/").rsplit("!", 1)[-1].rsplit("/", 1)[-1]
-        if base.endswith((".py", ".pyw")):
-            return "python"
         if _requirements_name(base):
             return "requirements"
         stripped = head.lstrip()
