@@ -3,7 +3,8 @@
 A pickle can import any ``module.qualname`` and call it. This module judges each import:
 
 1. **Allowed** — an exact ``module.qualname`` from :data:`ALLOWED_GLOBALS` (numpy/pandas/scipy
-   rebuild helpers, torch rebuild functions and dtypes, collections, datetime, …), a class matched by
+   rebuild helpers, torch rebuild functions and dtypes, collections, datetime, MLflow's
+   ``PythonModel`` bases, signatures and schema classes, …), a class matched by
    one of the narrow :data:`CLASS_RULES` (``sklearn.*`` estimator classes, ``torch.nn.modules.*``
    layers, pandas array/index/dtype classes — CapWords names only, with denied sub-packages; plus
    ``sklearn.metrics`` score functions), or an admin extension
@@ -422,6 +423,32 @@ def _build_allowed() -> frozenset[str]:
     }
     for mod in ("catboost.core", "catboost"):
         a |= {f"{mod}.{n}" for n in _CATBOOST}
+    # MLflow's own types that benign MLflow models pickle: the PythonModel base classes a notebook
+    # model subclasses (cloudpickle writes the subclass by value, the base by reference), the
+    # context, the wrapper of function models, signatures and their schema classes. Each only
+    # stores what it is given (plain classes and dataclasses, DataType is an Enum looked up by
+    # value). Exact names only: nothing else of mlflow is trusted (mlflow.pyfunc.load_model,
+    # mlflow.artifacts.download_artifacts… stay unknown, CRITICAL by their verbs).
+    a |= {
+        f"mlflow.pyfunc.model.{n}"
+        for n in (
+            "PythonModel",
+            "PythonModelContext",
+            "ChatModel",
+            "ChatAgent",
+            "ResponsesAgent",
+            "_FunctionPythonModel",
+        )
+    }
+    a |= {"mlflow.models.signature.ModelSignature", "mlflow.models.signature._TypeHints"}
+    a |= {"mlflow.models.model.Model", "mlflow.models.model.ModelInfo"}
+    a |= {
+        f"mlflow.types.schema.{n}"
+        for n in _w(
+            "Schema ColSpec TensorSpec TensorInfo DataType ParamSchema ParamSpec Array Object "
+            "Property Map AnyType SparkMLVector"
+        )
+    }
     # joblib: the array wrapper of joblib.dump (the array bytes follow it in the file)
     a |= {"joblib.numpy_pickle.NumpyArrayWrapper"}
     # torch: rebuild functions, storages, dtypes, layouts, Size/device, Parameter
