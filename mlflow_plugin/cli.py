@@ -386,6 +386,7 @@ def scan(
     policy = Policy(
         allow_globals=frozenset(allow_globals) | frozenset(cfg.allow_globals),
         allow_modules=frozenset(allow_modules) | frozenset(cfg.allow_modules),
+        embedded_code=cfg.scan_embedded_code,
     )
     report = run_scan(
         target, policy=policy, unpack_limits=UnpackLimits.from_config(cfg), settings=cfg.storage_settings()

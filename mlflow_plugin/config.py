@@ -20,6 +20,7 @@ Example file::
     [scan]
     fail_on = "high"                             # block publishing at or above this severity
     allow_globals = ["mypkg.models.MyEstimator"]
+    embedded_code = "medium"                     # code pickled by value (notebook classes, lambdas)
 
     [publish]
     redact_params = ["*password*", "*secret*", "*token*", "*_key"]   # value published as "[redacted]"
@@ -89,6 +90,7 @@ class Config:
     allow_globals: list[str] = field(default_factory=list)
     allow_modules: list[str] = field(default_factory=list)
     code_in_functions: str = "medium"
+    scan_embedded_code: str = "medium"
     require_signature: bool = False
     required_attestations: list[str] = field(default_factory=lambda: ["provenance", "scan"])
     max_severity: str = "medium"
@@ -161,6 +163,7 @@ _FILE = {
     ("scan", "allow_globals"): "allow_globals",
     ("scan", "allow_modules"): "allow_modules",
     ("scan", "code_in_functions"): "code_in_functions",
+    ("scan", "embedded_code"): "scan_embedded_code",
     ("policy", "require_signature"): "require_signature",
     ("policy", "required_attestations"): "required_attestations",
     ("policy", "max_severity"): "max_severity",
@@ -182,6 +185,7 @@ _ENV = {
     "MLFLOW_MODELKIT_ALLOW_GLOBALS": "allow_globals",
     "MLFLOW_MODELKIT_ALLOW_MODULES": "allow_modules",
     "MLFLOW_MODELKIT_CODE_IN_FUNCTIONS": "code_in_functions",
+    "MLFLOW_MODELKIT_SCAN_EMBEDDED_CODE": "scan_embedded_code",
     "MLFLOW_MODELKIT_REQUIRE_SIGNATURE": "require_signature",
     "MLFLOW_MODELKIT_REQUIRED_ATTESTATIONS": "required_attestations",
     "MLFLOW_MODELKIT_MAX_SEVERITY": "max_severity",
@@ -228,7 +232,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 
 
 def _validate(cfg: Config) -> None:
-    for name in ("scan_fail_on", "max_severity", "code_in_functions"):
+    for name in ("scan_fail_on", "max_severity", "code_in_functions", "scan_embedded_code"):
         v = getattr(cfg, name).lower()
         if v not in SEVERITIES:
             raise ModelKitError(f"{name} = {v!r} ({cfg.source(name)}): use one of {', '.join(SEVERITIES)}")

@@ -336,7 +336,11 @@ def publish_run(
     stored = target.put_manifest(manifest, OCI_MANIFEST, tag=None)  # no tag until signed
     if stored != digest:
         raise ModelKitError(f"{target_store} stored the manifest as {stored}, expected {digest}")
-    policy = Policy(allow_globals=frozenset(cfg.allow_globals), allow_modules=frozenset(cfg.allow_modules))
+    policy = Policy(
+        allow_globals=frozenset(cfg.allow_globals),
+        allow_modules=frozenset(cfg.allow_modules),
+        embedded_code=cfg.scan_embedded_code,
+    )
     report = scan_kit(
         f"{target_store}@{digest}",
         policy=policy,

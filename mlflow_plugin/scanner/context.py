@@ -49,6 +49,9 @@ class Policy:
     allow_modules: frozenset[str] = frozenset()  # "module" prefixes the admin trusts entirely
     # severity of dangerous calls inside functions/methods of model code (import-time ones are critical)
     code_in_functions: str = "medium"
+    # severity of benign code pickled by value (cloudpickle functions/classes: pickle.embedded-code);
+    # embedded code that reaches os.system, subprocess, exec… is critical whatever this says
+    embedded_code: str = "medium"
 
 
 @dataclass

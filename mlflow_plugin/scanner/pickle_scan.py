@@ -15,6 +15,9 @@ rule                          meaning
 ``pickle.ext-code``           ``EXT1/2/4`` (copyreg extension registry)
 ``pickle.persistent-id``      a persistent id other than a torch storage
 ``pickle.hidden-pickle``      pickle opcodes hidden in data a loader skips (trailing data, arrays)
+``pickle.embedded-code``      a function/class pickled by value (cloudpickle): what it references,
+                              CRITICAL when it reaches os.system/subprocess/exec/…, else the
+                              policy's ``embedded_code`` severity
 ``pickle.malformed``          not a valid pickle / truncated
 ``pickle.limit``              a limit (opcodes, memo, stack) stopped the analysis
 ============================  ===============================================================
@@ -124,6 +127,13 @@ def judge_for(ctx: ScanContext | None) -> Any:
     )
 
 
+def _embedded_severity(ctx: ScanContext | None) -> Severity:
+    """The admin's severity for benign code pickled by value (``[scan] embedded_code``)."""
+    if ctx is None:
+        return Severity.MEDIUM
+    return Severity.parse(getattr(ctx.policy, "embedded_code", "medium"))
+
+
 def scan_pickle_stream(reader: Reader, ctx: ScanContext | None = None) -> list[Issue]:
     """Run the VM over every pickle in ``reader`` and return the issues (no reporting).
 
@@ -141,6 +151,7 @@ def scan_pickle_stream(reader: Reader, ctx: ScanContext | None = None) -> list[I
         max_ops=lim.max_pickle_ops if lim else 50_000_000,
         max_memo=lim.max_memo if lim else 10_000_000,
         max_stack=lim.max_stack if lim else 1_000_000,
+        embedded_severity=_embedded_severity(ctx),
     )
     extra: list[Issue] = []
     torch_legacy = False
