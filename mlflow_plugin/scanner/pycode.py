@@ -73,6 +73,9 @@ _CATS = {
 _EXACT: dict[str, str] = {}
 for _n in [
     "os.system",
+    "posix.system",
+    "nt.system",
+    "posix.popen",
     "os.popen",
     "os.fork",
     "os.forkpty",
@@ -116,6 +119,8 @@ for _n in [
     "__builtin__.eval",
     "__builtin__.execfile",
     "runpy.run_path",
+    "imp.load_source",
+    "imp.load_module",
     "runpy.run_module",
     "types.FunctionType",
     "types.CodeType",
@@ -197,6 +202,8 @@ def _classify(q: str, call: ast.Call | None = None) -> str | None:
     cat = _EXACT.get(q)
     if cat:
         return cat
+    if q.endswith(".exec_module"):
+        return "dynamic"  # importlib: spec.loader.exec_module(mod) runs a file's code
     if _OS_EXEC.match(q):
         return "shell"
     if q == "torch.load" and call is not None:
@@ -372,6 +379,8 @@ class _Analyzer(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         q = self.resolve(node.func)
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "exec_module" and not q:
+            q = "loader.exec_module"  # importlib: spec.loader.exec_module(mod) runs a file's code
         if not q:
             return
         if q in _DYN_IMPORT:
@@ -422,8 +431,6 @@ class _Analyzer(ast.NodeVisitor):
                     force=True,
                 )
                 return
-            if node.args and isinstance(node.args[0], ast.Constant) and q.endswith("compile"):
-                pass  # compile("literal", ...) alone runs nothing
         rule, what, fix = _CATS[cat]
         if not self.scope:
             sev = Severity.CRITICAL if cat != "deserialize" else Severity.HIGH

@@ -61,6 +61,14 @@ def test_py_files_are_detected_as_python(tmp_path):
         ("import builtins\nbuiltins.exec('x=1')\n", "code.dynamic-code", "builtins.exec"),
         ("import ctypes\nctypes.CDLL('libc.so.6')\n", "code.native", "ctypes.CDLL"),
         ("from cffi import FFI\nFFI()\n", "code.native", "cffi.FFI"),
+        ("import posix\nposix.system('id')\n", "code.shell", "posix.system"),
+        (
+            "import importlib.util as u\ns = u.spec_from_file_location('m', '/tmp/m.py')\n"
+            "s.loader.exec_module(u.module_from_spec(s))\n",
+            "code.dynamic-code",
+            "exec_module",
+        ),
+        ("import imp\nimp.load_source('m', '/tmp/m.py')\n", "code.dynamic-code", "imp.load_source"),
     ],
 )
 def test_import_time_dangerous_calls_are_critical(tmp_path, src, rule, shown):
