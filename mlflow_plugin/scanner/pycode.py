@@ -514,12 +514,25 @@ def _seekable(stream: IO[bytes]) -> bool:
         return False
 
 
+def _too_complex(ctx: ScanContext, path: str) -> None:
+    ctx.report(
+        path,
+        Severity.MEDIUM,
+        "code.too-complex",
+        f"{path}: code nested too deeply to analyse fully (unusual for model code); "
+        "fix: review it by hand or simplify it",
+    )
+
+
 def analyse_source(ctx: ScanContext, path: str, data: bytes) -> None:
     """Report what the code in ``data`` would run, and when."""
     fn_sev = _fn_severity(ctx)
     try:
         tree = ast.parse(data, filename=path)
         text = data.decode("utf-8", "replace")
+    except (RecursionError, MemoryError):
+        _too_complex(ctx, path)
+        return
     except (SyntaxError, ValueError) as e:
         line = getattr(e, "lineno", None)
         ctx.report(
@@ -533,8 +546,11 @@ def analyse_source(ctx: ScanContext, path: str, data: bytes) -> None:
         hits = _token_fallback(path, data, fn_sev)
     else:
         a = _Analyzer(path, text, fn_sev)
-        a.prepass(tree)
-        a.visit(tree)
+        try:
+            a.prepass(tree)
+            a.visit(tree)
+        except RecursionError:
+            _too_complex(ctx, path)
         hits = a.hits
     hits.sort(key=lambda h: (-int(h.severity), h.line))
     for h in hits[:MAX_FINDINGS]:

@@ -299,6 +299,23 @@ def test_huge_default_limit(tmp_path):
     assert [f.rule for f in r.findings if f.rule.startswith("code.")] == ["code.too-large"]
 
 
+def test_deeply_nested_code_is_a_finding_not_a_crash(tmp_path):
+    r = scan_src(tmp_path, "import os\nos.system('id')\nx = " + "a." * 5000 + "b\n")
+    assert one(r, "code.too-complex").severity == Severity.MEDIUM
+    assert not [f for f in r.findings if f.rule == "scan.malformed"]
+
+
+def test_code_in_functions_comes_from_the_admin_config(tmp_path):
+    from mlflow_plugin.config import load_config
+
+    assert load_config({}).code_in_functions == "medium"
+    cfg = load_config({"MLFLOW_MODELKIT_CODE_IN_FUNCTIONS": "High"})
+    assert cfg.code_in_functions == "high" and Policy().code_in_functions == "medium"
+    toml = tmp_path / "modelkit.toml"
+    toml.write_text('[scan]\ncode_in_functions = "critical"\n')
+    assert load_config({"MLFLOW_MODELKIT_CONFIG": str(toml)}).code_in_functions == "critical"
+
+
 def test_secrets_in_python_files_are_still_found(tmp_path):
     r = scan_src(tmp_path, "AWS_KEY = 'AKIA" + "Q" * 16 + "'\nimport numpy\n")
     assert one(r, "secret.aws-access-key-id")
