@@ -1875,7 +1875,7 @@ class _Embedded:
         self.filename = ""
         self.bytecode: bytes | None = None
         self.layout = 0  # number of CodeType arguments (18: Python 3.11+, 16: 3.8–3.10)
-        self.claimed = False  # a method of a class pickled by value (reported with the class)
+        self.submodules: list[Any] = []  # modules cloudpickle imports so attribute chains resolve
 
     def bind(self, globals_: Any) -> None:
         if type(globals_) is PDict:
@@ -1903,6 +1903,8 @@ class _Embedded:
                     self.bind(v)
                 elif k == "__closure__":
                     self.closure = v
+                elif k == "_cloudpickle_submodules" and type(v) is PList:
+                    self.submodules = list(v.items)
                 elif k == "__module__" and type(v) is str:
                     self.module = v
                 elif k == "__qualname__" and type(v) is str:
@@ -2200,7 +2202,7 @@ def _function_refs(fn: _Embedded, refs: _Refs, claimed: set[int], depth: int = 0
     bindings = dict(fn.bindings)
     bindings.update(_closure_bindings(fn))
     inner: list[_Embedded] = []
-    for v in bindings.values():
+    for v in [*bindings.values(), *fn.submodules]:
         x = v
         if type(x) is Call and x.meta is not None and x.meta.kind == "cell":
             x = x.meta.value
