@@ -11,6 +11,13 @@ The code is parsed with :mod:`ast`, never imported or executed. What is reported
 - ``exec``/``eval``/``compile`` fed by decoded (base64, zlib, hex, codecs, marshal) or
   downloaded data: critical anywhere (``code.obfuscated-exec``);
 - ``__import__``/``importlib.import_module`` of a computed name: high (``code.dynamic-import``).
+- ``torch.hub.load`` and ``from_pretrained(..., trust_remote_code=True)`` fetch and run code
+  (``code.remote-code``, severity as for the other calls).
+
+Rule ids: ``code.shell``, ``code.network``, ``code.dynamic-code``, ``code.native``,
+``code.deserialize``, ``code.remote-code``, ``code.obfuscated-exec``, ``code.dynamic-import``,
+``code.dynamic-attribute``, ``code.unparsable``, ``code.too-large``, ``code.too-complex``,
+``code.more-findings``. Messages name ``path:line``, what runs, when, and the fix.
 
 Aliases are resolved (``import os as o``, ``from subprocess import run as r``,
 ``from os import *``, ``s = os.system``, ``getattr(os, "system")``, ``__import__("os").system``).
@@ -62,6 +69,11 @@ _CATS = {
         "code.native",
         "calls native code through ctypes/cffi",
         "remove it or ship a reviewed package",
+    ),
+    "remote": (
+        "code.remote-code",
+        "downloads and runs code from the internet",
+        "ship the code with the model (code_paths) instead of fetching it at run time",
     ),
     "deserialize": (
         "code.deserialize",
@@ -206,6 +218,13 @@ def _classify(q: str, call: ast.Call | None = None) -> str | None:
         return "dynamic"  # importlib: spec.loader.exec_module(mod) runs a file's code
     if _OS_EXEC.match(q):
         return "shell"
+    if q in ("torch.hub.load", "torch.hub.load_state_dict_from_url"):
+        return "remote" if q == "torch.hub.load" else "network"
+    if call is not None and any(
+        kw.arg == "trust_remote_code" and isinstance(kw.value, ast.Constant) and kw.value.value is True
+        for kw in call.keywords
+    ):
+        return "remote"  # transformers from_pretrained(..., trust_remote_code=True)
     if q == "torch.load" and call is not None:
         for kw in call.keywords:
             if kw.arg == "weights_only" and isinstance(kw.value, ast.Constant) and kw.value.value is False:

@@ -69,6 +69,12 @@ def test_py_files_are_detected_as_python(tmp_path):
             "exec_module",
         ),
         ("import imp\nimp.load_source('m', '/tmp/m.py')\n", "code.dynamic-code", "imp.load_source"),
+        ("import torch\ntorch.hub.load('someone/repo', 'model')\n", "code.remote-code", "torch.hub.load"),
+        (
+            "from transformers import AutoModel as A\nA.from_pretrained('x/y', trust_remote_code=True)\n",
+            "code.remote-code",
+            "transformers.AutoModel.from_pretrained",
+        ),
     ],
 )
 def test_import_time_dangerous_calls_are_critical(tmp_path, src, rule, shown):
