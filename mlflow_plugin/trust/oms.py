@@ -22,6 +22,7 @@ import re
 import stat
 from collections.abc import Iterable
 
+from mlflow_plugin._internal.hashing import file_sha256
 from mlflow_plugin.errors import ModelKitError
 from mlflow_plugin.trust import dsse
 from mlflow_plugin.trust.dsse import VerificationError
@@ -124,15 +125,6 @@ def oms_statement(
     )
 
 
-def sha256_file(path: str) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def hash_model_dir(model_dir: str, ignore_paths: list[str] | None = None) -> list[tuple[str, str]]:
     """``(relative posix path, sha256 hex)`` of every regular file under ``model_dir``, minus ignored paths.
 
@@ -166,7 +158,7 @@ def hash_model_dir(model_dir: str, ignore_paths: list[str] | None = None) -> lis
                 raise ModelKitError(f"model file {rel!r} is a symbolic link: symlinks cannot be signed")
             if not stat.S_ISREG(st.st_mode):
                 raise ModelKitError(f"model file {rel!r} is not a regular file")
-            out.append((rel, sha256_file(full)))
+            out.append((rel, file_sha256(full)))
     return out
 
 
