@@ -31,7 +31,6 @@ OMS_PREDICATE = "https://model_signing/signature/v1.0"
 SIGNATURE_NAME = "model.sig"
 DEFAULT_IGNORE_PATHS = [".git", ".gitattributes", ".github", ".gitignore", SIGNATURE_NAME]
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
-_CHUNK = 1 << 20
 
 
 def _check_name(name: str) -> str:
