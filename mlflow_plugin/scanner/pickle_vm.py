@@ -729,8 +729,11 @@ class PickleVM:
     def _call(self, func: Any, args: Any, kind: str, kwargs: Any = None) -> Call:
         c = Call(func, args, kind, self.op_offset, kwargs)
         tf = type(func)
-        if self.cp_live and self._structural(c):
-            return c
+        if self.cp_live:
+            if self._structural(c):
+                return c
+            if self.embedded:
+                self._passed_functions(c)
         if self.sensitive_live:
             self._escape_check(args if type(args) is tuple else (args,))
             self._check_method_args(func, args, kwargs)
@@ -816,6 +819,17 @@ class PickleVM:
         if tf is not Global:
             return False
         q = _qual(func)
+        if q in _DESCRIPTORS:
+            # staticmethod/classmethod/property around methods of a class pickled by value
+            fns = args if type(args) is tuple else ()
+            if (
+                1 <= len(fns) <= 4
+                and _is_embedded_function(fns[0])
+                and all(a is None or type(a) is str or _is_embedded_function(a) for a in fns[1:])
+            ):
+                self._use(func)
+                return True
+            return False
         if q not in _STRUCTURAL_GLOBALS:
             return False
         helper = q.rpartition(".")[2]
@@ -875,6 +889,24 @@ class PickleVM:
         if ok:
             self._use(func)
         return ok
+
+    def _passed_functions(self, c: Call) -> None:
+        """A function pickled by value handed to a call (other than cloudpickle's own structure):
+        the callee may call it while the model loads (``_rebuild_from_type_v2(func, …)`` does)."""
+        items = list(c.args) if type(c.args) is tuple else []
+        if type(c.kwargs) is PDict:
+            items += [v for _, v in c.kwargs.items]
+        if type(c.func) is Global and _qual(c.func) in _STORES_CALLABLES:
+            return
+        for it in items[:64]:
+            if _is_embedded_function(it):
+                self.issue(
+                    Severity.HIGH,
+                    "pickle.embedded-code",
+                    f"embedded function {it.meta.full_name()} is passed to {describe(c.func)} while "
+                    "the model loads, which may call it then: its code would run at load",
+                    f"{describe(c.func)}({it.meta.full_name()})",
+                )
 
     def _new_function(self, c: Call, args: Any) -> bool:
         if type(args) is not tuple or not 2 <= len(args) <= 6:
@@ -1763,6 +1795,11 @@ _STRUCTURAL_GLOBALS = frozenset(
     }
     | {"types.CodeType", "types.FunctionType"}
 )
+# calls that only store a callable they receive (cloudpickle writes defaultdict(factory) this way)
+_STORES_CALLABLES = frozenset(
+    {"collections.defaultdict", "copyreg._reconstructor", "copyreg.__newobj__", "numpy.vectorize"}
+)
+_DESCRIPTORS = frozenset({"builtins.staticmethod", "builtins.classmethod", "builtins.property"})
 _METACLASSES = frozenset({"builtins.type", "abc.ABCMeta", "enum.EnumMeta", "enum.EnumType"})
 
 # what makes embedded code dangerous: modules it uses, attribute chains, builtins it names
@@ -1804,6 +1841,9 @@ _DANGER_OS = re.compile(
 )
 _DANGER_NAMES = frozenset(
     [
+        "globals",
+        "vars",
+        "locals",
         "exec",
         "eval",
         "compile",
@@ -1833,17 +1873,12 @@ _DANGER_NAMES = frozenset(
 _LOAD_TIME_METHODS = frozenset(
     [
         "__setstate__",
-        "__reduce__",
-        "__reduce_ex__",
         "__new__",
         "__init_subclass__",
         "__set_name__",
         "__del__",
         "__getattr__",
         "__getattribute__",
-        "__class_getitem__",
-        "__hash__",
-        "__eq__",
     ]
 )
 _PREDICT_METHODS = frozenset(
@@ -2237,6 +2272,8 @@ def _embedded_issue(
         )
     else:
         sev = vm.embedded_severity
+        if any(m in _LOAD_TIME_METHODS for m in members):
+            sev = max(sev, Severity.HIGH)  # runs during unpickling, before anyone can review it
         top = name.partition(".")[0]
         tail = (
             " — review it, or log the model from code (python_model='model.py') so the code is a file "

@@ -272,3 +272,72 @@ def test_signature_pickle_is_clean():
 
     sig = infer_signature(pd.DataFrame({"a": [1.0], "b": ["x"]}), np.array([1.0]), params={"k": 1})
     assert findings(pickle.dumps(sig, protocol=4)) == []
+
+
+def test_decorated_methods_of_a_notebook_class_are_structure():
+    class Scaler:
+        @staticmethod
+        def clip(x):
+            return max(0, x)
+
+        @classmethod
+        def create(cls):
+            return cls()
+
+        @property
+        def factor(self):
+            return 2
+
+        def transform(self, x):
+            return self.clip(x) * self.factor
+
+    Scaler.__module__ = "__main__"
+    Scaler.__qualname__ = "Scaler"
+    fs = findings(cloudpickle.dumps(Scaler()))
+    assert summary(fs) == [("MEDIUM", "pickle.embedded-code")], fs
+    assert "methods clip, create, factor, transform" in fs[0].message
+
+
+def test_code_that_runs_while_loading_is_at_least_high():
+    class Stateful:
+        def __setstate__(self, state):
+            self.__dict__.update(state)
+
+    Stateful.__module__ = "__main__"
+    Stateful.__qualname__ = "Stateful"
+    obj = Stateful()
+    obj.a = 1
+    fs = findings(cloudpickle.dumps(obj))
+    assert summary(fs) == [("HIGH", "pickle.embedded-code")], fs
+    assert "runs while the model loads" in fs[0].message
+
+
+class _PassesToRebuild:
+    """Hands a by-value function to torch's rebuild helper, which calls it while loading."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __reduce__(self):
+        import torch
+
+        return (torch._tensor._rebuild_from_type_v2, (self.fn, torch.Tensor, (), None))
+
+
+def test_embedded_function_handed_to_a_rebuild_helper_is_high():
+    pytest.importorskip("torch")
+
+    def payload():
+        return None
+
+    fs = findings(cloudpickle.dumps(_PassesToRebuild(payload)))
+    passed = [f for f in fs if f.rule == "pickle.embedded-code" and "is passed to" in f.message]
+    assert passed and passed[0].severity >= Severity.HIGH, fs
+    assert "torch._tensor._rebuild_from_type_v2" in passed[0].evidence
+
+
+def test_defaultdict_factory_lambda_is_only_medium():
+    import collections
+
+    fs = findings(cloudpickle.dumps(collections.defaultdict(lambda: 0, {"a": 1})))
+    assert summary(fs) == [("MEDIUM", "pickle.embedded-code")], fs
