@@ -255,6 +255,8 @@ class _Analyzer(ast.NodeVisitor):
         self.scope: list[str] = []  # enclosing functions; empty = runs at import
         self.hits: list[_Hit] = []
         self.seen: set[tuple[int, str, str]] = set()
+        self.line_offset = 0  # inside a literal passed to exec: lines count from the exec call
+        self.literal_depth = 0
 
     # --- name resolution -------------------------------------------------------------------
     def prepass(self, tree: ast.AST) -> None:
@@ -450,6 +452,14 @@ class _Analyzer(ast.NodeVisitor):
                     force=True,
                 )
                 return
+            arg0 = node.args[0] if node.args else None
+            if (
+                q.rsplit(".", 1)[-1] in ("exec", "eval")
+                and isinstance(arg0, ast.Constant)
+                and isinstance(arg0.value, str)
+                and self._visit_literal(node, arg0.value, q)
+            ):
+                return
         rule, what, fix = _CATS[cat]
         if not self.scope:
             sev = Severity.CRITICAL if cat != "deserialize" else Severity.HIGH
@@ -473,8 +483,34 @@ class _Analyzer(ast.NodeVisitor):
             return f"in `{fn}()`, when the model is loaded"
         return f"in `{fn}()`, when it is called"
 
+    def _visit_literal(self, call: ast.Call, code: str, q: str) -> bool:
+        """``exec("literal")``: the code is in plain sight, so analyse it as if written here."""
+        if self.literal_depth >= 3 or len(code) > 100_000:
+            return False
+        try:
+            tree = ast.parse(code, mode="eval" if q.endswith("eval") else "exec")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+        self._hit(
+            call,
+            "code.dynamic-code",
+            Severity.LOW,
+            f"runs literal code with `{q}(...)` {self._when()} (analysed as written)",
+            "write the code directly instead of passing a string to exec/eval",
+        )
+        saved = (self.source, self.line_offset)
+        self.source, self.line_offset = code, self.line_offset + call.lineno - 1
+        self.literal_depth += 1
+        try:
+            self.prepass(tree)
+            self.visit(tree)
+        finally:
+            self.source, self.line_offset = saved
+            self.literal_depth -= 1
+        return True
+
     def _hit(self, node: ast.AST, rule: str, sev: Severity, msg: str, fix: str, force: bool = False) -> None:
-        line = getattr(node, "lineno", 0)
+        line = getattr(node, "lineno", 0) + self.line_offset
         key = (line, rule, msg)
         if key in self.seen:
             return

@@ -56,9 +56,10 @@ def test_py_files_are_detected_as_python(tmp_path):
         ("import socket\nsocket.socket().connect(('evil', 4444))\n", "code.network", "socket.socket"),
         ("import requests\nrequests.get('http://evil')\n", "code.network", "requests.get"),
         ("from urllib.request import urlopen\nurlopen('http://evil')\n", "code.network", "urlopen"),
-        ("exec('print(1)')\n", "code.dynamic-code", "exec"),
+        ("x = 1\nexec(compile(x, 'f', 'exec'))\n", "code.dynamic-code", "exec"),
+        ("exec('import os; os.system(\"id\")')\n", "code.shell", "os.system"),
         ("eval(input())\n", "code.dynamic-code", "eval"),
-        ("import builtins\nbuiltins.exec('x=1')\n", "code.dynamic-code", "builtins.exec"),
+        ("import builtins\nbuiltins.exec(open('x').read())\n", "code.dynamic-code", "builtins.exec"),
         ("import ctypes\nctypes.CDLL('libc.so.6')\n", "code.native", "ctypes.CDLL"),
         ("from cffi import FFI\nFFI()\n", "code.native", "cffi.FFI"),
         ("import posix\nposix.system('id')\n", "code.shell", "posix.system"),
@@ -159,6 +160,14 @@ def test_obfuscated_exec_is_critical_anywhere(tmp_path, src):
     r = scan_src(tmp_path, src)
     f = one(r, "code.obfuscated-exec")
     assert f.severity == Severity.CRITICAL
+
+
+def test_exec_of_a_literal_is_analysed_as_written(tmp_path):
+    r = scan_src(tmp_path, "import numpy\n\nexec('from numpy import *')\n")
+    assert [(f.severity, f.rule) for f in code_findings(r)] == [(Severity.LOW, "code.dynamic-code")]
+    r = scan_src(tmp_path, "\n\nexec('import subprocess as s\\ns.run([1])')\n")
+    f = one(r, "code.shell")
+    assert f.severity == Severity.CRITICAL and "model.py:4:" in f.message and "subprocess.run" in f.message
 
 
 def test_dynamic_import_with_computed_name_is_high(tmp_path):
