@@ -404,3 +404,16 @@ def test_code_paths_module_with_import_time_os_system(tmp_path):
     )
     r = scan(str(out))
     assert one(r, "code.obfuscated-exec").path == "code/helper.py"
+
+
+def test_python_inside_an_archive_is_analysed(tmp_path):
+    import zipfile
+
+    p = tmp_path / "model.zip"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("model/code/helper.py", "import os\nos.system('id')\n")
+        z.writestr("model/requirements.txt", "torchh==2.0\n")
+    r = scan(str(p))
+    shell = one(r, "code.shell")
+    assert shell.path.endswith("!model/code/helper.py") and shell.severity == Severity.CRITICAL
+    assert one(r, "env.typosquat").path.endswith("!model/requirements.txt")
