@@ -1805,6 +1805,7 @@ _METACLASSES = frozenset({"builtins.type", "abc.ABCMeta", "enum.EnumMeta", "enum
 # what makes embedded code dangerous: modules it uses, attribute chains, builtins it names
 _DANGER_MODULES = frozenset(
     [
+        "antigravity",
         "subprocess",
         "socket",
         "ctypes",
@@ -1844,6 +1845,15 @@ _DANGER_NAMES = frozenset(
         "globals",
         "vars",
         "locals",
+        "system",
+        "popen",
+        "__bases__",
+        "__base__",
+        "__mro__",
+        "_getframe",
+        "f_back",
+        "settrace",
+        "setprofile",
         "exec",
         "eval",
         "compile",
@@ -2111,6 +2121,8 @@ def _is_dangerous_ref(dotted: str) -> bool:
         return True
     if parts[0] in ("os", "posix", "nt") and any(_DANGER_OS.match(p) for p in parts[1:]):
         return True
+    if parts[:2] == ["sys", "modules"]:
+        return True
     return parts[0] == "builtins" and len(parts) > 1 and parts[1] in ("exec", "eval", "compile", "open")
 
 
@@ -2126,6 +2138,8 @@ def _analyse_code(code: _Embedded, bindings: dict[str, Any], refs: _Refs, depth:
         modules = {_value_text(bindings.get(n)) for n in code.names} - {None}
         if modules & {"os", "posix", "nt"} and any(_DANGER_OS.match(n) for n in code.names):
             refs.add("os." + next(n for n in code.names if _DANGER_OS.match(n)), True)
+        if "sys" in modules and "modules" in code.names:
+            refs.add("sys.modules", True)
     else:
         pending_import = ""
         for ch in chains:

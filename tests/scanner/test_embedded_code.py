@@ -86,6 +86,15 @@ def _evil_exec_lambda():
     return lambda x: exec(base64.b64decode(b"cHJpbnQoMSk="))
 
 
+def _evil_sys_modules():
+    import sys
+
+    def g(x):
+        return sys.modules["o" + "s"].system("id")
+
+    return g
+
+
 def _evil_import_inside():
     def fetch(url):
         import socket
@@ -187,6 +196,7 @@ def test_embedded_code_severity_comes_from_the_policy():
         (_evil_subprocess_class, "subprocess.run"),
         (_evil_exec_lambda, "exec"),
         (_evil_import_inside, "socket"),
+        (_evil_sys_modules, "sys.modules"),
     ],
 )
 def test_malicious_embedded_code_is_critical(make, evidence):
@@ -200,7 +210,13 @@ def test_malicious_embedded_code_is_critical(make, evidence):
 def test_malicious_code_is_critical_without_the_bytecode_walk(monkeypatch):
     """Another Python wrote it (no bytecode walk): co_names resolved through the globals still tell."""
     monkeypatch.setattr(pickle_vm, "_running_layout", lambda: -1)
-    for make in (_evil_os_system, _evil_subprocess_class, _evil_exec_lambda, _evil_import_inside):
+    for make in (
+        _evil_os_system,
+        _evil_subprocess_class,
+        _evil_exec_lambda,
+        _evil_import_inside,
+        _evil_sys_modules,
+    ):
         fs = findings(cloudpickle.dumps(make()))
         emb = [f for f in fs if f.rule == "pickle.embedded-code"]
         assert emb and emb[0].severity == Severity.CRITICAL, (make.__name__, fs)
