@@ -9,6 +9,15 @@ import (``GLOBAL``, ``INST``, ``STACK_GLOBAL`` even when its strings come from t
 a ``judge(module, name)`` function (see :mod:`.allowlist`); calls of computed callables are
 resolved to what they reach (``builtins.getattr(builtins.__import__('os'), 'system')`` → ``os.system``).
 
+Code pickled by value (cloudpickle's ``_make_function``/``_make_skeleton_class``/``_class_setstate``/
+``_builtin_type('CodeType')``/``subimport``… — notebook classes, lambdas, local functions) is
+recognised as *structure* only in that exact shape: the code objects' fields (``co_names``,
+``co_consts`` with nested code, ``co_qualname``, and, when the layout matches the running Python,
+an opcode walk of ``LOAD_GLOBAL``/``LOAD_ATTR``/``IMPORT_NAME``) are read from the simulated
+arguments, resolved through the function's globals and closure, and reported as one
+``pickle.embedded-code`` issue per function/class — CRITICAL when it reaches ``os.system``,
+``subprocess``, ``exec``, ``socket``…; else the caller's ``embedded_severity``.
+
 Large payloads (``BINBYTES``, ``BINUNICODE8``, ``BYTEARRAY8``, ``LONG4``…) are skipped with ``seek``
 (or bounded reads on non-seekable streams), so a 1 GiB pickle of array data is scanned in
 milliseconds with a few MiB of memory. Limits (opcodes, memo slots, stack depth) end the scan with
@@ -903,7 +912,7 @@ class PickleVM:
                 self.issue(
                     Severity.HIGH,
                     "pickle.embedded-code",
-                    f"embedded function {it.meta.full_name()} is passed to {describe(c.func)} while "
+                    f"embedded function `{it.meta.full_name()}` is passed to {describe(c.func)} while "
                     "the model loads, which may call it then: its code would run at load",
                     f"{describe(c.func)}({it.meta.full_name()})",
                 )
@@ -2217,7 +2226,7 @@ def _embedded_issues(vm: PickleVM) -> list[Issue]:
                 Issue(
                     Severity.CRITICAL if dangerous else vm.embedded_severity,
                     "pickle.embedded-code",
-                    f"module {e.name} is imported while the model loads (cloudpickle subimport)"
+                    f"module `{e.name}` is imported while the model loads (cloudpickle subimport)"
                     + (
                         "; it reaches the system, processes, the network or code loading" if dangerous else ""
                     ),
@@ -2271,43 +2280,37 @@ def _function_refs(fn: _Embedded, refs: _Refs, claimed: set[int], depth: int = 0
 def _embedded_issue(
     vm: PickleVM, what: str, name: str, members: list[str], refs: _Refs, bases: str = ""
 ) -> Issue:
+    """One line a data scientist understands: what would run, when, what it uses, how to fix."""
     where = (
-        "from a notebook or script (__main__)"
+        "pickled by value from a notebook"
         if name.startswith("__main__.")
-        else "from code that was not importable"
+        else "pickled by value: defined inside a function or in a module the loader cannot import"
     )
     shown = [r for r in refs.refs if not r.startswith(".")][:8]
-    ref_text = ", ".join(shown) + (", …" if len(refs.refs) > 8 else "") if shown else "nothing outside itself"
+    more = ", …" if len(shown) < len([r for r in refs.refs if not r.startswith(".")]) else ""
+    ref_text = ", ".join(shown) + more if shown else "nothing outside itself"
+    when = _when(members)
     if refs.danger:
         sev = Severity.CRITICAL
         tail = (
-            f"; it uses {', '.join(refs.danger[:5])}, which can run commands, reach the network or load "
-            "code — do not load this model unless you wrote this code"
+            f"; it uses {', '.join(refs.danger[:5])}, which can run commands, reach the network or "
+            "load code — do not load this model unless you wrote and reviewed this code"
         )
     else:
         sev = vm.embedded_severity
         if any(m in _LOAD_TIME_METHODS for m in members):
             sev = max(sev, Severity.HIGH)  # runs during unpickling, before anyone can review it
-        top = name.partition(".")[0]
         tail = (
-            " — review it, or log the model from code (python_model='model.py') so the code is a file "
-            f"the scan reads, or add {name} to scan.allow_globals if it comes from an importable "
-            f"package ({top})"
-            if what == "class" and top != "__main__"
-            else " — review it, or log the model from code (python_model='model.py') so the code is a "
+            " — review it, or log the model from code (python_model='model.py') so the code is a "
             "file the scan reads"
         )
-    kind = {"class": "class", "lambda": "lambda", "function": "function"}[what]
     extra = ""
     if what == "class":
         parts = ([f"subclass of {bases}"] if bases else []) + (
-            [f"methods {', '.join(members[:6])}"] if members else []
+            [f"methods {', '.join(members[:6])}" + (", …" if len(members) > 6 else "")] if members else []
         )
-        extra = f" ({'; '.join(parts)})" if parts else ""
-    msg = (
-        f"embedded {kind} {name} (pickled by value {where}){extra} {_when(members)}; "
-        f"it references {ref_text}{tail}"
-    )
+        extra = f", {'; '.join(parts)}" if parts else ""
+    msg = f"embedded {what} `{name}` ({where}{extra}) {when}; it references {ref_text}{tail}"
     evidence = name + (": " + ", ".join(refs.danger[:4]) if refs.danger else "")
     return Issue(sev, "pickle.embedded-code", msg, evidence, -1)
 

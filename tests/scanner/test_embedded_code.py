@@ -123,7 +123,7 @@ def test_notebook_python_model_saved_by_mlflow_is_one_medium_finding(tmp_path):
     assert summary(report.findings) == [("MEDIUM", "pickle.embedded-code")], report.findings
     f = report.findings[0]
     assert f.evidence == "__main__.MyModel"
-    assert "embedded class __main__.MyModel" in f.message
+    assert "embedded class `__main__.MyModel` (pickled by value from a notebook" in f.message
     assert "subclass of mlflow.pyfunc.model.PythonModel" in f.message
     assert "load_context" in f.message and "predict" in f.message
     assert "runs when the model predicts" in f.message
