@@ -2018,6 +2018,9 @@ def _walk_bytecode(code: _Embedded) -> list[tuple[str, ...]] | None:
     new_attr = sys.version_info >= (3, 12)
     out: list[tuple[str, ...]] = []
     chain: list[str] | None = None
+    imported: dict[str, str] = {}  # local name -> module it was imported as (import os / from a import b)
+    pending = base = ""  # the module an IMPORT_NAME/IMPORT_FROM just pushed, until it is stored
+    from_import = False
     ext = 0
     try:
         for i in range(0, len(bc), 2):
@@ -2060,9 +2063,30 @@ def _walk_bytecode(code: _Embedded) -> list[tuple[str, ...]] | None:
                 if chain:
                     out.append(tuple(chain))
                 chain = None
-                out.append(("import", names[arg]))
+                base = pending = names[arg]
+                from_import = False
+                out.append(("import", base))
             elif name == "IMPORT_FROM":
                 out.append(("from", names[arg]))
+                pending = f"{base}.{names[arg]}" if base else names[arg]
+                from_import = True
+            elif name in ("STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF") and pending:
+                local = localsplus[arg] if name in ("STORE_FAST", "STORE_DEREF") else names[arg]
+                # `import a.b` binds a; `from a import b` binds a.b
+                imported[local] = pending if from_import else pending.partition(".")[0]
+                pending = base if from_import else ""  # `from` keeps the module on the stack
+                if chain is not None:
+                    out.append(tuple(chain))
+                    chain = None
+            elif name in ("LOAD_FAST", "LOAD_FAST_CHECK") and localsplus[arg] in imported:
+                if chain:
+                    out.append(tuple(chain))
+                chain = [imported[localsplus[arg]]]
+            elif name == "POP_TOP" and pending:
+                pending = base = ""
+                if chain is not None:
+                    out.append(tuple(chain))
+                    chain = None
             elif chain is not None:
                 out.append(tuple(chain))
                 chain = None
