@@ -357,3 +357,20 @@ def test_defaultdict_factory_lambda_is_only_medium():
 
     fs = findings(cloudpickle.dumps(collections.defaultdict(lambda: 0, {"a": 1})))
     assert summary(fs) == [("MEDIUM", "pickle.embedded-code")], fs
+
+
+def test_imports_inside_the_function_are_resolved():
+    def benign(x):
+        import numpy as np
+
+        return np.sum(x)
+
+    def fetches(url):
+        from urllib.request import urlopen
+
+        return urlopen(url).read()
+
+    fs = findings(cloudpickle.dumps(benign))
+    assert summary(fs) == [("MEDIUM", "pickle.embedded-code")] and "numpy.sum" in fs[0].message
+    fs = findings(cloudpickle.dumps(fetches))
+    assert summary(fs) == [("CRITICAL", "pickle.embedded-code")] and "urllib.request.urlopen" in fs[0].message
