@@ -67,9 +67,7 @@ def scan(
 
         cfg = load_config()
         if policy is None:
-            policy = Policy(
-                allow_globals=frozenset(cfg.allow_globals), allow_modules=frozenset(cfg.allow_modules)
-            )
+            policy = cfg.scan_policy()
         unpack_limits = unpack_limits or UnpackLimits.from_config(cfg)
         settings = settings or cfg.storage_settings()
     report_stage(progress, "scan", 0, 1)

@@ -379,15 +379,10 @@ def scan(
     from mlflow_plugin.config import load_config
     from mlflow_plugin.kit.limits import UnpackLimits
     from mlflow_plugin.scanner.api import scan as run_scan
-    from mlflow_plugin.scanner.context import Policy
     from mlflow_plugin.scanner.report import Severity
 
     cfg = load_config()  # the admin's allowlist extensions apply to every scan
-    policy = Policy(
-        allow_globals=frozenset(allow_globals) | frozenset(cfg.allow_globals),
-        allow_modules=frozenset(allow_modules) | frozenset(cfg.allow_modules),
-        embedded_code=cfg.scan_embedded_code,
-    )
+    policy = cfg.scan_policy(allow_globals, allow_modules)
     report = run_scan(
         target, policy=policy, unpack_limits=UnpackLimits.from_config(cfg), settings=cfg.storage_settings()
     )
@@ -469,6 +464,7 @@ def publish(
     """Publish RUN (runs:/<id> or the run id) as a hardened kit: scanned, attested, signed, tagged."""
     from mlflow_plugin.config import load_config
     from mlflow_plugin.harden.publish import STAGES, PublishBlocked, publish_run
+    from mlflow_plugin.scanner.report import Severity, scan_verdict
 
     run_id = run.removeprefix("runs:/").strip("/").split("/")[0]
     cfg = load_config()
@@ -521,10 +517,9 @@ def publish(
         click.echo(json.dumps(out, indent=2))
         return
     click.echo(f"{r.reference}@{r.digest}")
-    verdict = (
-        "clean" if not r.scan.findings else f"{len(r.scan.findings)} findings, highest {r.scan.max_severity}"
-    )
-    click.echo(f"  scan:         {verdict} ({len(r.scan.files)} files)")
+    notes = sum(f.severity == Severity.INFO for f in r.scan.findings)
+    info = f", {notes} informational notes" if notes else ""
+    click.echo(f"  scan:         {scan_verdict(r.scan)} ({len(r.scan.files)} files{info})")
     click.echo(f"  signed:       yes{' (existing signatures reused)' if r.reused_signatures else ''}")
     click.echo(
         f"  attestations: {', '.join(sorted(k for k in r.attachments if k != 'signature')) or 'reused'}"

@@ -43,13 +43,14 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from mlflow_plugin.errors import ModelKitError
 
 if TYPE_CHECKING:
+    from mlflow_plugin.scanner.context import Policy
     from mlflow_plugin.storage.locations import StorageSettings
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -105,6 +106,18 @@ class Config:
 
     def source(self, name: str) -> str:
         return self._sources.get(name, "default")
+
+    def scan_policy(self, allow_globals: Iterable[str] = (), allow_modules: Iterable[str] = ()) -> Policy:
+        """The scanner's policy from this config (allowlists, embedded-code and in-function code
+        severities), plus ``allow_globals``/``allow_modules`` given on the command line."""
+        from mlflow_plugin.scanner.context import Policy
+
+        return Policy(
+            allow_globals=frozenset(allow_globals) | frozenset(self.allow_globals),
+            allow_modules=frozenset(allow_modules) | frozenset(self.allow_modules),
+            embedded_code=self.scan_embedded_code,
+            code_in_functions=self.code_in_functions,
+        )
 
     def storage_settings(self) -> StorageSettings:
         """What storage needs of this config: insecure registries and the CA bundle."""

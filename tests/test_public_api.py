@@ -80,7 +80,8 @@ SIGNATURES = {
         "allowed_layout_roots: 'list[str]' = <factory>, ca_bundle: 'str | None' = None, "
         "signing_key: 'str | None' = None, trusted_keys: 'list[str]' = <factory>, "
         "scan_fail_on: 'str' = 'high', allow_globals: 'list[str]' = <factory>, "
-        "allow_modules: 'list[str]' = <factory>, require_signature: 'bool' = False, "
+        "allow_modules: 'list[str]' = <factory>, code_in_functions: 'str' = 'medium', "
+        "scan_embedded_code: 'str' = 'medium', require_signature: 'bool' = False, "
         "required_attestations: 'list[str]' = <factory>, max_severity: 'str' = 'medium', "
         "register_model: 'bool' = False, artifacts_destination: 'str | None' = None, "
         "redact_params: 'list[str]' = <factory>, max_unpack_bytes: 'int' = 1099511627776, "
@@ -101,7 +102,8 @@ SIGNATURES = {
     ),
     "Policy": (
         "(allow_globals: 'frozenset[str]' = frozenset(), "
-        "allow_modules: 'frozenset[str]' = frozenset()) -> None"
+        "allow_modules: 'frozenset[str]' = frozenset(), code_in_functions: 'str' = 'medium', "
+        "embedded_code: 'str' = 'medium') -> None"
     ),
     "Provenance": (
         "(subject_name: 'str', subject_digest: 'str', run_id: 'str | None' = None, "

@@ -277,8 +277,7 @@ def publish_run(
 
     from mlflow_plugin.config import load_config
     from mlflow_plugin.scanner.api import scan_kit
-    from mlflow_plugin.scanner.context import Policy
-    from mlflow_plugin.scanner.report import Severity
+    from mlflow_plugin.scanner.report import Severity, scan_verdict
     from mlflow_plugin.trust.signer import Signer
 
     cfg = config or load_config()
@@ -336,11 +335,7 @@ def publish_run(
     stored = target.put_manifest(manifest, OCI_MANIFEST, tag=None)  # no tag until signed
     if stored != digest:
         raise ModelKitError(f"{target_store} stored the manifest as {stored}, expected {digest}")
-    policy = Policy(
-        allow_globals=frozenset(cfg.allow_globals),
-        allow_modules=frozenset(cfg.allow_modules),
-        embedded_code=cfg.scan_embedded_code,
-    )
+    policy = cfg.scan_policy()
     report = scan_kit(
         f"{target_store}@{digest}",
         policy=policy,
@@ -386,7 +381,7 @@ def publish_run(
     # ---- 6. record ------------------------------------------------------------------------------
     progress("record", 0, 1)
     ref = f"{target_store}:{tag}"
-    verdict = "clean" if not report.findings else f"{report.max_severity} ({len(report.findings)} findings)"
+    verdict = scan_verdict(report)
     for k, v in (
         ("modelkit.ref", ref),
         ("modelkit.digest", digest),

@@ -2455,15 +2455,21 @@ def _probe_window(data: bytes, pos: int, judge: Judge, base: int) -> tuple[list[
         joblib=False,
         probe=True,
     )
+    complete = False
     try:
         vm.run_one(tolerant=True)
-        ended = "a complete pickle"
+        ended, complete = "a complete pickle", True
     except (PickleError, LimitExceeded):
         ended = "pickle opcodes"
+    # Random bytes (weights, embeddings, compressed data) spell "cG\nh\n" now and then: an import
+    # of an unknown name counts only inside a complete pickle; a denied one (os.system…) always does.
     bad = [
         rec
         for rec in vm.imports.values()
-        if not rec.verdict.allowed and is_identifier_path(rec.module) and is_identifier_path(rec.name)
+        if not rec.verdict.allowed
+        and is_identifier_path(rec.module)
+        and is_identifier_path(rec.name)
+        and (complete or rec.verdict.severity == Severity.CRITICAL)
     ]
     if not bad:
         return [], vm.ops

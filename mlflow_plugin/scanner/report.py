@@ -197,3 +197,22 @@ def _sarif_score(s: Severity) -> str:
         Severity.LOW: "3.0",
         Severity.INFO: "0.0",
     }[s]
+
+
+def scan_verdict(report: ScanReport) -> str:
+    """One word for a report: ``clean`` (nothing at ``low`` or above; informational notes such as
+    unpinned requirements do not count), else the highest severity and how many findings.
+
+    >>> r = ScanReport("kit")
+    >>> scan_verdict(r)
+    'clean'
+    >>> r.add(Finding("requirements.txt", Severity.INFO, "env.unpinned", "unpinned"))
+    >>> scan_verdict(r)
+    'clean'
+    >>> r.add(Finding("model.pkl", Severity.HIGH, "pickle.unsafe-global", "os.system"))
+    >>> scan_verdict(r)
+    'high (2 findings)'
+    """
+    if not report.failed(Severity.LOW):
+        return "clean"
+    return f"{report.max_severity} ({len(report.findings)} findings)"

@@ -380,7 +380,8 @@ def test_publish_end_to_end(kit: Published, keys: Keys) -> None:
     assert r.digest.startswith("sha256:") and len(r.digest) == 71
     assert r.pinned == f"{logged.store}@{r.digest}"
     assert r.model_uri == f"modelkit://{logged.store}@{r.digest}"
-    assert r.scan.findings == [] and r.scan.max_severity is None
+    # clean: nothing at low or above; MLflow writes `scikit-learn` unpinned, an informational note
+    assert not r.scan.failed("low") and {f.rule for f in r.scan.findings} <= {"env.unpinned"}
     assert {"extra/embeddings.bin", "MLmodel", "notes/README.md"} <= {f.path for f in r.scan.files}
     assert set(r.attachments) == {"provenance", "scan", "sbom", "model_signing", "signature"}
     assert r.reused_signatures is False and r.model_version is None
