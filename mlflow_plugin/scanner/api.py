@@ -62,6 +62,7 @@ def _registry() -> dict[str, Scanner]:
         ("text", "secrets", "scan_text"),
         ("python", "pycode", "scan_python"),
         ("requirements", "environment", "scan_requirements"),
+        ("mlmodel", "mlmodel_scan", "scan_mlmodel"),
     ):
         try:
             module = __import__(f"{__package__}.{mod}", fromlist=[fn])

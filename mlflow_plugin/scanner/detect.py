@@ -23,7 +23,8 @@ def detect(head: bytes, name: str = "") -> str:
     Returns one of: ``zip``, ``tar``, ``gzip``, ``bz2``, ``xz``, ``7z``, ``zstd``, ``npy``,
     ``hdf5``, ``safetensors``, ``gguf``, ``pickle``, ``protobuf`` (ONNX / SavedModel by name
     or structure), ``python`` (``.py``/``.pyw`` text), ``requirements`` (``requirements*.txt``,
-    ``conda.yaml``, ``environment.yml``, ``python_env.yaml`` text), ``text``, ``json``,
+    ``conda.yaml``, ``environment.yml``, ``python_env.yaml`` text), ``mlmodel`` (text named
+    exactly ``MLmodel``), ``text``, ``json``,
     ``empty``, ``unknown``.
     """
     if not head:
@@ -70,6 +71,8 @@ def detect(head: bytes, name: str = "") -> str:
     if text:
         if _requirements_name(base):
             return "requirements"
+        if base == "mlmodel" and _original_base(name) == "MLmodel":
+            return "mlmodel"  # what MLflow imports and runs on load_model
         stripped = head.lstrip()
         if stripped[:1] in (b"{", b"[") and _jsonish(head):
             return "json"
@@ -86,6 +89,10 @@ def _requirements_name(base: str) -> bool:
     if base.startswith("requirements") and base.endswith((".txt", ".in")):
         return True
     return base in ("conda.yaml", "conda.yml", "environment.yml", "environment.yaml", "python_env.yaml")
+
+
+def _original_base(name: str) -> str:
+    return name.replace("\\", "/").rsplit("!", 1)[-1].rsplit("/", 1)[-1]
 
 
 def _zlib_ok(head: bytes) -> bool:
