@@ -304,7 +304,20 @@ def _truthy(v: Any) -> bool:
     return v is True or (isinstance(v, str) and v.strip().lower() in ("true", "1", "yes", "on"))
 
 
+# modules the pickle allowlist judges name by name (builtins.set is fine, builtins.eval is not):
+# as a loader module they give the MLmodel the whole module
+_DENIED_AS_LOADER = {
+    "builtins": "Python's builtins (eval, exec, open, __import__)",
+    "types": "builds functions and code objects",
+}
+
+
 def _deny_hit(mod: str, denied: Mapping[str, tuple[Severity, str]]) -> str | None:
+    from mlflow_plugin.scanner.allowlist import canonical_module
+
+    mod = canonical_module(mod)  # posix/nt → os, __builtin__ → builtins
+    if mod.split(".")[0] in _DENIED_AS_LOADER:
+        return _DENIED_AS_LOADER[mod.split(".")[0]]
     parts = mod.split(".")
     for i in range(len(parts), 0, -1):
         hit = denied.get(".".join(parts[:i]))
