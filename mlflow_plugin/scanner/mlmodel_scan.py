@@ -42,7 +42,17 @@ _MLFLOW_MODULE = re.compile(r"^mlflow(?:\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _LOADER_KEYS = ("loader_module",)
 # model_code_path is not here: MLflow records the saving machine's absolute path and loads
 # os.path.basename(model_code_path) from the model directory
-_PATH_KEYS = ("data", "model_path", "code", "code_paths", "pickled_model", "path")
+_PATH_KEYS = (
+    "data",
+    "model_path",
+    "code",
+    "code_paths",
+    "pickled_model",
+    "path",
+    "python_model",
+    "model_binary",
+    "model_data",
+)
 _REMOTE_HINT = re.compile(r"remote|custom", re.I)
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 

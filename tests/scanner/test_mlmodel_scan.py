@@ -174,6 +174,7 @@ def test_skops_trusted_types(skops_model, tmp_path):
         ("sklearn.pickled_model", "model\\..\\x.skops"),
         ("python_function.data", "C:/Users/x/model.pkl"),
         ("python_function.data", "model\x01.pkl"),
+        ("python_function.python_model", "/tmp/python_model.pkl"),
     ],
 )
 def test_paths_outside_the_model(skops_model, tmp_path, key, value):
