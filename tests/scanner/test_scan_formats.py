@@ -1182,7 +1182,7 @@ def test_benign_mlflow_model_files_give_no_serious_findings(tmp_path):
     )
     r = scan_directory(str(d))
     assert serious(r) == [], [(f.path, f.rule, f.message) for f in r.findings]
-    assert formats(r)["params.json"] == "json" and formats(r)["MLmodel"] == "text"
+    assert formats(r)["params.json"] == "json" and formats(r)["MLmodel"] == "mlmodel"
 
 
 def test_secret_in_requirements_index_url():
