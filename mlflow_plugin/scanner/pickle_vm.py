@@ -607,6 +607,9 @@ class PickleVM:
         self.r = reader
         self.embedded_severity = embedded_severity
         self.embedded: list[_Embedded] = []  # functions/classes/code pickled by value
+        self.code_objects: list[
+            _Embedded
+        ] = []  # every code object built (cloudpickle wraps each in a function)
         self.cp_live = False
         self.judge_fn = judge
         self.max_ops, self.max_memo, self.max_stack = max_ops, max_memo, max_stack
@@ -816,7 +819,7 @@ class PickleVM:
                 code = _code_from_args(args)
                 if code is None:
                     return False
-                c.meta = code
+                c.meta = self._new_code(code)
                 return True
             if m.kind == "builtin:FunctionType":
                 return self._new_function(c, args)
@@ -852,7 +855,7 @@ class PickleVM:
         elif helper == "CodeType":
             code = _code_from_args(args)
             if code is not None:
-                c.meta = code
+                c.meta = self._new_code(code)
                 ok = True
         elif helper in ("_make_function", "FunctionType"):
             ok = self._new_function(c, args)
@@ -917,12 +920,21 @@ class PickleVM:
                     f"{describe(c.func)}({it.meta.full_name()})",
                 )
 
+    def _new_code(self, code: _Embedded) -> _Embedded:
+        """Record a code object; code objects among its constants (inner functions) are its own."""
+        for const in code.consts:
+            if type(const) is Call and const.meta is not None and const.meta.kind == "code":
+                const.meta.used = True
+        self.code_objects.append(code)
+        return code
+
     def _new_function(self, c: Call, args: Any) -> bool:
         if type(args) is not tuple or not 2 <= len(args) <= 6:
             return False
         code = args[0]
         if type(code) is not Call or code.meta is None or code.meta.kind != "code":
             return False
+        code.meta.used = True
         e = _Embedded("function", code=code.meta)
         e.bind(args[1])
         if len(args) > 4:
@@ -1930,6 +1942,7 @@ class _Embedded:
         self.bytecode: bytes | None = None
         self.layout = 0  # number of CodeType arguments (18: Python 3.11+, 16: 3.8–3.10)
         self.submodules: list[Any] = []  # modules cloudpickle imports so attribute chains resolve
+        self.used = False  # a code object that became a function (or a constant of another code)
 
     def bind(self, globals_: Any) -> None:
         if type(globals_) is PDict:
@@ -2243,6 +2256,17 @@ def _embedded_issues(vm: PickleVM) -> list[Issue]:
         name = f"{e.module or '?'}.{e.qualname or e.name}"
         bases = ", ".join(t for t in (_value_text(b) for b in e.bases) if t and t != "builtins.object")
         out.append(_embedded_issue(vm, "class", name, methods, refs, bases))
+    for code in vm.code_objects:
+        if not code.used:  # cloudpickle never leaves one bare: a code object alone is an exec gadget
+            out.append(
+                Issue(
+                    Severity.HIGH,
+                    "pickle.embedded-code",
+                    f"a bare code object `{code.name or '?'}` (types.CodeType) is built outside any "
+                    "function; a loader or later code can exec it (cloudpickle never writes this)",
+                    "types.CodeType",
+                )
+            )
     for e in vm.embedded:
         if e.kind == "module" and id(e) not in claimed:
             dangerous = _is_dangerous_ref(e.name)
