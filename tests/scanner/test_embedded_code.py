@@ -374,3 +374,14 @@ def test_imports_inside_the_function_are_resolved():
     assert summary(fs) == [("MEDIUM", "pickle.embedded-code")] and "numpy.sum" in fs[0].message
     fs = findings(cloudpickle.dumps(fetches))
     assert summary(fs) == [("CRITICAL", "pickle.embedded-code")] and "urllib.request.urlopen" in fs[0].message
+
+
+def test_bare_code_object_is_high() -> None:
+    """``types.CodeType(...)`` left bare (not wrapped in a function, not a constant of another code
+    object) is a gadget for exec: cloudpickle never writes it, so it is reported HIGH."""
+    data = (
+        b"\x80\x02ctypes\nCodeType\n(K\x00K\x00K\x00K\x00K\x00K\x00C\x00(t(t(t"
+        b"\x8c\x00\x8c\x00\x8c\x00K\x00C\x00C\x00tR."
+    )
+    got = [f for f in findings(data) if f.rule == "pickle.embedded-code"]
+    assert [f.severity for f in got] == [Severity.HIGH] and "bare code object" in got[0].message
