@@ -30,6 +30,7 @@ from typing import Any
 
 import mlflow
 import pytest
+from _envhelpers import clean_env, end_runs, use_tracking
 from _kithelpers import hostile_tar, layout_with_layers, make_tree, tinfo
 from _registries import RegistryServer, free_port
 from click.testing import CliRunner
@@ -45,26 +46,6 @@ from mlflow_plugin.trust.keys import generate_keypair
 PASSPHRASE = "correct horse battery staple e41d"
 WRONG_PASSPHRASE = "wrong-passphrase-9c1f7"
 WRONG_PASSWORD = "wrong-registry-pw-51b0"
-ENV_VARS = (
-    "MLFLOW_MODELKIT_CONFIG",
-    "MLFLOW_MODELKIT_REQUIRE_SIGNATURE",
-    "MLFLOW_MODELKIT_TRUSTED_KEYS",
-    "MLFLOW_MODELKIT_SCAN_FAIL_ON",
-    "MLFLOW_MODELKIT_SIGNING_KEY",
-    "MLFLOW_MODELKIT_REGISTER_MODEL",
-    "MLFLOW_MODELKIT_MAX_SEVERITY",
-    "MLFLOW_MODELKIT_REQUIRED_ATTESTATIONS",
-    "MLFLOW_MODELKIT_REGISTRY_USERNAME",
-    "MLFLOW_MODELKIT_REGISTRY_PASSWORD",
-    "MLFLOW_MODELKIT_CA_BUNDLE",
-    "MLFLOW_MODELKIT_INSECURE_REGISTRIES",
-    "MLFLOW_MODELKIT_ALLOWED_REGISTRIES",
-    "MLFLOW_MODELKIT_ALLOWED_LAYOUT_ROOTS",
-    "MLFLOW_MODELKIT_ARTIFACTS_DESTINATION",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "DOCKER_CONFIG",
-)
 BIG = 3 << 20  # more than the 2 MiB tmpfs holds
 GOOD_KITFILE = "manifestVersion: 1.0.0\npackage:\n  name: errs\nmodel:\n  name: m\n  path: model\n"
 UNKNOWN_RUN = "0123456789abcdef0123456789abcdef"
@@ -76,10 +57,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Module state: a clean environment, two real key pairs, a SQLite tracking store."""
     root = tmp_path_factory.mktemp("errors")
     with pytest.MonkeyPatch.context() as mp:
-        for var in ENV_VARS:
-            mp.delenv(var, raising=False)
-        mp.setenv("MLFLOW_MODELKIT_NO_PROGRESS", "1")
-        mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", PASSPHRASE)
+        clean_env(mp, PASSPHRASE)
         generate_keypair(str(root / "keys"), PASSPHRASE.encode())
         generate_keypair(str(root / "other"), PASSPHRASE.encode())
         yield root
@@ -87,16 +65,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(autouse=True)
 def _env(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("MLFLOW_MODELKIT_NO_PROGRESS", "1")
-    monkeypatch.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", PASSPHRASE)
-    uri = f"sqlite:///{home}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    clean_env(monkeypatch, PASSPHRASE)
+    use_tracking(f"sqlite:///{home}/mlflow.db")
     yield
-    while mlflow.active_run():
-        mlflow.end_run()
+    end_runs()
 
 
 def _mount(path: Path, size: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import mlflow
 import pytest
+from _envhelpers import clean_env, end_runs, use_tracking
 from click.testing import CliRunner
 from mlflow.exceptions import MlflowException
 
@@ -41,13 +42,6 @@ from mlflow_plugin.tracking.artifact_repo import ModelKitArtifactRepository
 from mlflow_plugin.trust import attach, cosign, dsse, keys
 
 PASSPHRASE = b"hostile paths test key 0b5e"
-ENV_VARS = (
-    "MLFLOW_MODELKIT_CONFIG",
-    "MLFLOW_MODELKIT_REQUIRE_SIGNATURE",
-    "MLFLOW_MODELKIT_TRUSTED_KEYS",
-    "MLFLOW_MODELKIT_REQUIRED_ATTESTATIONS",
-    "MLFLOW_MODELKIT_SIGNING_KEY",
-)
 MLMODEL = b"""flavors:
   python_function:
     loader_module: mlflow.sklearn
@@ -121,17 +115,12 @@ def tracking_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(autouse=True)
 def _env(tmp_path: Path, tracking_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
+    clean_env(monkeypatch)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("MLFLOW_MODELKIT_NO_PROGRESS", "1")
     monkeypatch.setenv("MLFLOW_MODELKIT_STAT_CACHE", "0")
-    uri = tracking_db
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_tracking(tracking_db)
     yield
-    while mlflow.active_run():
-        mlflow.end_run()
+    end_runs()
 
 
 def _model_dir(root: Path) -> Path:

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from _envhelpers import clean_env, end_runs, use_tracking
 from _mlflow_server import MlflowServer
 from _registries import RegistryServer, registry_binary
 from click.testing import CliRunner, Result
@@ -57,18 +58,6 @@ pytestmark = pytest.mark.registry
 
 PASSPHRASE = "correct horse battery staple 7f3a"
 MODEL_SIGNING = Path(sys.executable).with_name("model_signing")
-ENV_VARS = (
-    "MLFLOW_MODELKIT_CONFIG",
-    "MLFLOW_MODELKIT_REQUIRE_SIGNATURE",
-    "MLFLOW_MODELKIT_TRUSTED_KEYS",
-    "MLFLOW_MODELKIT_SCAN_FAIL_ON",
-    "MLFLOW_MODELKIT_SIGNING_KEY",
-    "MLFLOW_MODELKIT_REGISTER_MODEL",
-    "MLFLOW_MODELKIT_MAX_SEVERITY",
-    "MLFLOW_MODELKIT_REQUIRED_ATTESTATIONS",
-    "MLFLOW_MODELKIT_REGISTRY_USERNAME",
-    "MLFLOW_MODELKIT_REGISTRY_PASSWORD",
-)
 # GLOBAL os.system, MARK, STRING 'true', TUPLE, REDUCE, STOP: runs ``os.system('true')`` when unpickled.
 # These bytes are only ever written to disk and scanned, never unpickled.
 EVIL_PICKLE = b"cos\nsystem\n(S'true'\ntR."
@@ -88,11 +77,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Module state: environment without admin settings, a SQLite tracking store, keys."""
     root = tmp_path_factory.mktemp("publish")
     with pytest.MonkeyPatch.context() as mp:
-        for var in ENV_VARS:
-            mp.delenv(var, raising=False)
+        clean_env(mp, PASSPHRASE)
         mp.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))
-        mp.setenv("MLFLOW_MODELKIT_NO_PROGRESS", "1")
-        mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", PASSPHRASE)
         for name in ("keys", "attacker"):
             r = cli("keygen", "-o", str(root / name))
             assert r.exit_code == 0, r.output
@@ -114,15 +100,10 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
 
 @pytest.fixture(autouse=True)
 def _env(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", PASSPHRASE)
-    uri = f"sqlite:///{home}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    clean_env(monkeypatch, PASSPHRASE)
+    use_tracking(f"sqlite:///{home}/mlflow.db")
     yield
-    while mlflow.active_run():
-        mlflow.end_run()
+    end_runs()
 
 
 @dataclass

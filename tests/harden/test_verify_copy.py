@@ -30,8 +30,9 @@ from typing import Any
 import mlflow
 import pytest
 import requests
+from _envhelpers import clean_env, end_runs, use_tracking
 from _registries import RegistryServer, registry_binary
-from test_publish import ENV_VARS, PASSPHRASE, Keys, cli, failed_checks, log_run
+from test_publish import PASSPHRASE, Keys, cli, failed_checks, log_run
 
 from mlflow_plugin.harden.publish import PublishResult, publish_run
 from mlflow_plugin.harden.verify import TrustPolicy, VerifyResult, verify_kit
@@ -53,10 +54,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Module state: environment without admin settings, a SQLite tracking store, a key pair."""
     root = tmp_path_factory.mktemp("verify-copy")
     with pytest.MonkeyPatch.context() as mp:
-        for var in ENV_VARS:
-            mp.delenv(var, raising=False)
-        mp.setenv("MLFLOW_MODELKIT_NO_PROGRESS", "1")
-        mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", PASSPHRASE)
+        clean_env(mp, PASSPHRASE)
         r = cli("keygen", "-o", str(root / "keys"))
         assert r.exit_code == 0, r.output
         yield root
@@ -64,16 +62,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(autouse=True)
 def _env(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("MLFLOW_MODELKIT_NO_PROGRESS", "1")
-    monkeypatch.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", PASSPHRASE)
-    uri = f"sqlite:///{home}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    clean_env(monkeypatch, PASSPHRASE)
+    use_tracking(f"sqlite:///{home}/mlflow.db")
     yield
-    while mlflow.active_run():
-        mlflow.end_run()
+    end_runs()
 
 
 @pytest.fixture(scope="module")
