@@ -21,6 +21,10 @@ Example file::
     fail_on = "high"                             # block publishing at or above this severity
     allow_globals = ["mypkg.models.MyEstimator"]
     embedded_code = "medium"                     # code pickled by value (notebook classes, lambdas)
+    pii = "info"                                 # PII-like values sampled in tabular datasets
+
+    [accept]
+    max_severity = "high"                        # highest finding a publisher may accept (--accept)
 
     [publish]
     redact_params = ["*password*", "*secret*", "*token*", "*_key"]   # value published as "[redacted]"
@@ -92,6 +96,8 @@ class Config:
     allow_modules: list[str] = field(default_factory=list)
     code_in_functions: str = "medium"
     scan_embedded_code: str = "medium"
+    scan_pii: str = "info"
+    accept_max_severity: str = "high"
     require_signature: bool = False
     required_attestations: list[str] = field(default_factory=lambda: ["provenance", "scan"])
     max_severity: str = "medium"
@@ -117,6 +123,7 @@ class Config:
             allow_modules=frozenset(allow_modules) | frozenset(self.allow_modules),
             embedded_code=self.scan_embedded_code,
             code_in_functions=self.code_in_functions,
+            pii=self.scan_pii,
         )
 
     def storage_settings(self) -> StorageSettings:
@@ -177,6 +184,8 @@ _FILE = {
     ("scan", "allow_modules"): "allow_modules",
     ("scan", "code_in_functions"): "code_in_functions",
     ("scan", "embedded_code"): "scan_embedded_code",
+    ("scan", "pii"): "scan_pii",
+    ("accept", "max_severity"): "accept_max_severity",
     ("policy", "require_signature"): "require_signature",
     ("policy", "required_attestations"): "required_attestations",
     ("policy", "max_severity"): "max_severity",
@@ -199,6 +208,8 @@ _ENV = {
     "MLFLOW_MODELKIT_ALLOW_MODULES": "allow_modules",
     "MLFLOW_MODELKIT_CODE_IN_FUNCTIONS": "code_in_functions",
     "MLFLOW_MODELKIT_SCAN_EMBEDDED_CODE": "scan_embedded_code",
+    "MLFLOW_MODELKIT_SCAN_PII": "scan_pii",
+    "MLFLOW_MODELKIT_ACCEPT_MAX_SEVERITY": "accept_max_severity",
     "MLFLOW_MODELKIT_REQUIRE_SIGNATURE": "require_signature",
     "MLFLOW_MODELKIT_REQUIRED_ATTESTATIONS": "required_attestations",
     "MLFLOW_MODELKIT_MAX_SEVERITY": "max_severity",
@@ -245,7 +256,14 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 
 
 def _validate(cfg: Config) -> None:
-    for name in ("scan_fail_on", "max_severity", "code_in_functions", "scan_embedded_code"):
+    for name in (
+        "scan_fail_on",
+        "max_severity",
+        "code_in_functions",
+        "scan_embedded_code",
+        "scan_pii",
+        "accept_max_severity",
+    ):
         v = getattr(cfg, name).lower()
         if v not in SEVERITIES:
             raise ModelKitError(f"{name} = {v!r} ({cfg.source(name)}): use one of {', '.join(SEVERITIES)}")

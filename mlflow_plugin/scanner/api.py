@@ -63,6 +63,7 @@ def _registry() -> dict[str, Scanner]:
         ("python", "pycode", "scan_python"),
         ("requirements", "environment", "scan_requirements"),
         ("mlmodel", "mlmodel_scan", "scan_mlmodel"),
+        ("dataset", "datasets", "scan_dataset"),
     ):
         try:
             module = __import__(f"{__package__}.{mod}", fromlist=[fn])
@@ -378,7 +379,9 @@ class _LayerCache:
                 __version__,
                 sorted(p.allow_globals),
                 sorted(p.allow_modules),
-                getattr(p, "code_in_functions", "medium"),
+                p.code_in_functions,
+                p.embedded_code,
+                p.pii,
                 dataclasses.asdict(ctx.limits),
                 dataclasses.asdict(unpack_limits),
             ],

@@ -52,6 +52,8 @@ class Policy:
     # severity of benign code pickled by value (cloudpickle functions/classes: pickle.embedded-code);
     # embedded code that reaches os.system, subprocess, exec… is critical whatever this says
     embedded_code: str = "medium"
+    # severity of PII-like values (emails, card numbers…) sampled in tabular dataset files
+    pii: str = "info"
 
 
 @dataclass
