@@ -81,7 +81,8 @@ SIGNATURES = {
         "signing_key: 'str | None' = None, trusted_keys: 'list[str]' = <factory>, "
         "scan_fail_on: 'str' = 'high', allow_globals: 'list[str]' = <factory>, "
         "allow_modules: 'list[str]' = <factory>, code_in_functions: 'str' = 'medium', "
-        "scan_embedded_code: 'str' = 'medium', require_signature: 'bool' = False, "
+        "scan_embedded_code: 'str' = 'medium', scan_pii: 'str' = 'info', "
+        "accept_max_severity: 'str' = 'high', require_signature: 'bool' = False, "
         "required_attestations: 'list[str]' = <factory>, max_severity: 'str' = 'medium', "
         "register_model: 'bool' = False, artifacts_destination: 'str | None' = None, "
         "redact_params: 'list[str]' = <factory>, max_unpack_bytes: 'int' = 1099511627776, "
@@ -103,7 +104,7 @@ SIGNATURES = {
     "Policy": (
         "(allow_globals: 'frozenset[str]' = frozenset(), "
         "allow_modules: 'frozenset[str]' = frozenset(), code_in_functions: 'str' = 'medium', "
-        "embedded_code: 'str' = 'medium') -> None"
+        "embedded_code: 'str' = 'medium', pii: 'str' = 'info') -> None"
     ),
     "Provenance": (
         "(subject_name: 'str', subject_digest: 'str', run_id: 'str | None' = None, "
