@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import Any
 
 from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.scanner.explain import Explanation, explain, explain_rule
 
 
 class Severity(IntEnum):
@@ -60,6 +61,15 @@ class Finding:
     message: str
     evidence: str = ""
 
+    def explain(self) -> Explanation:
+        """What this finding means, when it would bite and how to fix it (:mod:`.explain`).
+
+        >>> f = Finding("requirements.txt", Severity.HIGH, "env.index-override", "--extra-index-url")
+        >>> f.explain().when
+        'on install'
+        """
+        return explain(self)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -67,6 +77,7 @@ class Finding:
             "rule": self.rule,
             "message": self.message,
             "evidence": self.evidence,
+            "explanation": self.explain().to_json(),
         }
 
 
@@ -149,14 +160,16 @@ class ScanReport:
         rules: dict[str, dict[str, Any]] = {}
         results = []
         for f in self.sorted_findings():
-            rules.setdefault(
-                f.rule,
-                {
+            if f.rule not in rules:
+                ex = explain_rule(f.rule)
+                rules[f.rule] = {
                     "id": f.rule,
                     "shortDescription": {"text": f.rule},
+                    "fullDescription": {"text": f"{ex.what[:1].upper()}{ex.what[1:]} — {ex.when}."},
+                    "help": {"text": ex.fix},
                     "properties": {"security-severity": _sarif_score(f.severity)},
-                },
-            )
+                }
+            fx = f.explain()
             outer, _, inner = f.path.partition("!")
             loc: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": outer}}}
             if inner:
@@ -165,7 +178,11 @@ class ScanReport:
                 {
                     "ruleId": f.rule,
                     "level": level[f.severity],
-                    "message": {"text": f.message + (f" (evidence: {f.evidence})" if f.evidence else "")},
+                    "message": {
+                        "text": f.message
+                        + (f" (evidence: {f.evidence})" if f.evidence else "")
+                        + f" — {fx.when}. Fix: {fx.fix}"
+                    },
                     "locations": [loc],
                     "properties": {"severity": str(f.severity), "member": inner or None},
                 }
