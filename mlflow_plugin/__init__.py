@@ -41,7 +41,8 @@ The public API is what this module exports (``__all__``); everything else is imp
   the pickle allowlist;
 * **hardening** -- :func:`publish_run` (a :class:`PublishResult`, or :class:`PublishBlocked`),
   :func:`verify` against a :class:`TrustPolicy` (a :class:`VerifyResult`), :func:`provenance`
-  (a :class:`Provenance`), :func:`generate_keypair` (a :class:`KeyPair`);
+  (a :class:`Provenance`), :func:`generate_keypair` (a :class:`KeyPair`), :func:`rescan`
+  (re-scan a repository's published kits; :class:`RescanResult` s);
 * **catalog** -- :func:`list_runs` (a :class:`RunsPage`) and :func:`list_kits` (DataFrames);
 * **configuration** -- :func:`load_config` (a :class:`Config`: the admin's TOML file and
   ``MLFLOW_MODELKIT_*`` variables, used for whatever a call is not given);
@@ -73,6 +74,7 @@ from mlflow_plugin.errors import (
 )
 from mlflow_plugin.harden.catalog import RunsPage, list_kits, list_runs
 from mlflow_plugin.harden.publish import PublishBlocked, PublishResult, publish_run
+from mlflow_plugin.harden.rescan import RescanResult, rescan
 from mlflow_plugin.harden.verify import TrustPolicy, VerifyResult, verify
 from mlflow_plugin.packaging import KitInfo, PackResult, inspect, list_tags, pack, pull, push, unpack
 from mlflow_plugin.progress import Progress
@@ -100,6 +102,7 @@ __all__ = [
     "PublishResult",
     "ReferenceFormatError",
     "RegistryError",
+    "RescanResult",
     "RunsPage",
     "ScanReport",
     "Severity",
@@ -118,6 +121,7 @@ __all__ = [
     "publish_run",
     "pull",
     "push",
+    "rescan",
     "scan",
     "unpack",
     "verify",

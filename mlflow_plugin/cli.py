@@ -401,24 +401,11 @@ def scan(
 
 
 def _print_report(report: Any) -> None:
-    counts = report.counts()
-    formats: dict[str, int] = {}
-    for f in report.files:
-        formats[f.format] = formats.get(f.format, 0) + 1
-    fmt = ", ".join(f"{n} {k}" for k, n in sorted(formats.items(), key=lambda kv: -kv[1]))
-    click.echo(f"Scanned {report.target}: {len(report.files)} files ({fmt or 'none'})")
-    if not report.findings:
-        click.echo("No findings.")
-        return
-    w = max(len(f.path) for f in report.findings)
-    w = min(max(w, 4), 60)
-    click.echo(f"{'SEVERITY':<9} {'PATH':<{w}}  {'RULE':<28} MESSAGE")
-    for f in report.sorted_findings():
-        path = f.path if len(f.path) <= w else "…" + f.path[-(w - 1) :]
-        ev = f" [{f.evidence}]" if f.evidence else ""
-        click.echo(f"{str(f.severity).upper():<9} {path:<{w}}  {f.rule:<28} {f.message}{ev}")
-    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    click.echo(f"{len(report.findings)} findings: {summary}")
+    """The findings table, each finding followed by what it means, when it bites and the fix."""
+    from mlflow_plugin.scanner.render import render_text
+
+    for line in render_text(report):
+        click.echo(line)
 
 
 @main.command()
@@ -451,6 +438,14 @@ def keygen(out_dir: str) -> None:
     "--model", "model", help="Name or id of the logged model to publish (default: the run's first)."
 )
 @click.option("--register", "register_as", help="Also register a model version under this name.")
+@click.option(
+    "--accept",
+    "accept",
+    multiple=True,
+    metavar="RULE[:PATH]",
+    help="Accept matching findings (globs, repeatable) up to the admin's [accept] max_severity.",
+)
+@click.option("--reason", help="Why the accepted findings are acceptable (signed into the scan attestation).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
     run: str,
@@ -459,12 +454,18 @@ def publish(
     repository: str | None,
     model: str | None,
     register_as: str | None,
+    accept: tuple[str, ...],
+    reason: str | None,
     as_json: bool,
 ) -> None:
-    """Publish RUN (runs:/<id> or the run id) as a hardened kit: scanned, attested, signed, tagged."""
+    """Publish RUN (runs:/<id> or the run id) as a hardened kit: scanned, attested, signed, tagged.
+
+    A finding you have reviewed can be accepted: --accept pickle.embedded-code:model/* --reason
+    'our notebook class'. The acceptance (who, when, why) is signed into the scan attestation and
+    shown by verify."""
     from mlflow_plugin.config import load_config
     from mlflow_plugin.harden.publish import STAGES, PublishBlocked, publish_run
-    from mlflow_plugin.scanner.report import Severity, scan_verdict
+    from mlflow_plugin.scanner.report import Severity
 
     run_id = run.removeprefix("runs:/").strip("/").split("/")[0]
     cfg = load_config()
@@ -490,6 +491,8 @@ def publish(
             register_as=register_as,
             config=cfg,
             progress=progress,
+            accept=accept,
+            reason=reason,
         )
     except PublishBlocked as e:
         if as_json:
@@ -510,6 +513,11 @@ def publish(
             "digest": r.digest,
             "model_uri": r.model_uri,
             "scan": r.scan.to_json()["summary"],
+            "verdict": r.verdict,
+            "accepted": [
+                {"rule": f.rule, "path": f.path, "severity": str(f.severity), "acceptance": a.spec}
+                for f, a in r.accepted
+            ],
             "attachments": r.attachments,
             "reused_signatures": r.reused_signatures,
             "model_version": r.model_version,
@@ -519,7 +527,11 @@ def publish(
     click.echo(f"{r.reference}@{r.digest}")
     notes = sum(f.severity == Severity.INFO for f in r.scan.findings)
     info = f", {notes} informational notes" if notes else ""
-    click.echo(f"  scan:         {scan_verdict(r.scan)} ({len(r.scan.files)} files{info})")
+    click.echo(f"  scan:         {r.verdict} ({len(r.scan.files)} files{info})")
+    for f, a in r.accepted[:10]:
+        click.echo(f"  accepted:     {f.severity} {f.rule} at {f.path} ({a.reason})")
+    if len(r.accepted) > 10:
+        click.echo(f"  accepted:     and {len(r.accepted) - 10} more (--json lists all)")
     click.echo(f"  signed:       yes{' (existing signatures reused)' if r.reused_signatures else ''}")
     click.echo(
         f"  attestations: {', '.join(sorted(k for k in r.attachments if k != 'signature')) or 'reused'}"
@@ -548,6 +560,8 @@ def verify(ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool) -> No
         click.echo(f"{result.reference}  {result.digest}")
         for c in result.checks:
             click.echo(f"  {'PASS' if c.ok else 'FAIL'}  {c.name:<24} {c.detail}")
+        for a in result.acceptances:
+            click.echo(f"  ACCEPTED {a.describe()}")
         for n in result.notes[:5]:
             click.echo(f"  NOTE  {n}")
         if len(result.notes) > 5:
@@ -567,6 +581,46 @@ def verify(ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool) -> No
             err=True,
         )
     sys.exit(0 if result.ok else 1)
+
+
+@main.command()
+@click.argument("repository")
+@click.option("--key", "key", help="Signing key for new scan attestations; default: signing.key.")
+@click.option("--dry-run", is_flag=True, help="Scan and compare only; attach nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per kit.")
+def rescan(repository: str, key: str | None, dry_run: bool, as_json: bool) -> None:
+    """Re-scan every published kit of REPOSITORY with today's scanner and policy.
+
+    Where the findings changed, a new signed scan attestation is attached (the old ones stay) and
+    verify judges by the newest. Exit 1 when a kit no longer passes the trust policy's
+    max_severity."""
+    from mlflow_plugin.harden.rescan import rescan as run_rescan
+
+    results = run_rescan(repository, key=key, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        if not results:
+            click.echo(f"{repository}: no published kits")
+        for r in results:
+            tags = ",".join(r.tags)
+            if r.action == "skipped":
+                click.echo(f"{tags:<16} {r.digest[:19]}…  skipped: {r.reason}")
+                continue
+            before = r.previous or "no scan attestation"
+            click.echo(f"{tags:<16} {r.digest[:19]}…  {before} -> {r.current}  [{r.action}]")
+            for line in r.added[:5]:
+                click.echo(f"    new:      {line}")
+            for line in r.resolved[:5]:
+                click.echo(f"    resolved: {line}")
+    failing = [r for r in results if r.fails_policy]
+    if failing:
+        click.echo(
+            f"error: {len(failing)} kit(s) in {repository} no longer pass the trust policy's max_severity "
+            f"({', '.join(','.join(r.tags) for r in failing[:3])}): fix and re-publish them",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @main.command()

@@ -36,6 +36,7 @@ ALL = [
     "PublishResult",
     "ReferenceFormatError",
     "RegistryError",
+    "RescanResult",
     "RunsPage",
     "ScanReport",
     "Severity",
@@ -54,6 +55,7 @@ ALL = [
     "publish_run",
     "pull",
     "push",
+    "rescan",
     "scan",
     "unpack",
     "verify",
@@ -121,7 +123,15 @@ SIGNATURES = {
     "PublishResult": (
         "(reference: 'str', digest: 'str', tag: 'str', store: 'str', scan: 'Any', "
         "attachments: 'dict[str, str]' = <factory>, reused_signatures: 'bool' = False, "
-        "model_version: 'str | None' = None, provenance: 'dict[str, Any] | None' = None) -> None"
+        "model_version: 'str | None' = None, provenance: 'dict[str, Any] | None' = None, "
+        "accepted: 'list[tuple[Any, Any]]' = <factory>, verdict: 'str' = '') -> None"
+    ),
+    "RescanResult": (
+        "(repository: 'str', digest: 'str', tags: 'list[str]', previous: 'str | None', "
+        "current: 'str | None', action: 'str' = 'unchanged', reason: 'str' = '', "
+        "previous_at: 'str | None' = None, attestation: 'str | None' = None, "
+        "fails_policy: 'bool' = False, added: 'list[str]' = <factory>, "
+        "resolved: 'list[str]' = <factory>) -> None"
     ),
     "RunsPage": "(frame: 'pd.DataFrame', next_page_token: 'str | None' = None) -> None",
     "ScanReport": (
@@ -131,12 +141,13 @@ SIGNATURES = {
     ),
     "TrustPolicy": (
         "(trusted_keys: 'list[Any]' = <factory>, required_attestations: 'list[str]' = <factory>, "
-        "max_severity: 'str' = 'medium', require_signature: 'bool' = True) -> None"
+        "max_severity: 'str' = 'medium', require_signature: 'bool' = True, "
+        "accept_max_severity: 'str' = 'high') -> None"
     ),
     "VerifyResult": (
         "(reference: 'str', digest: 'str', checks: 'list[Check]' = <factory>, "
         "provenance: 'dict[str, Any] | None' = None, scan: 'dict[str, Any] | None' = None, "
-        "notes: 'list[str]' = <factory>) -> None"
+        "notes: 'list[str]' = <factory>, acceptances: 'list[Any]' = <factory>) -> None"
     ),
     "generate_keypair": "(out_dir: 'str', password: 'str | bytes | None' = None) -> 'KeyPair'",
     "inspect": "(ref: 'str', **registry_options: 'Any') -> 'KitInfo'",
@@ -159,13 +170,19 @@ SIGNATURES = {
         "(run_id: 'str', tag: 'str', key: 'str | None' = None, password: 'bytes | None' = None, "
         "repository: 'str | None' = None, model: 'str | None' = None, "
         "register_as: 'str | None' = None, tracking_uri: 'str | None' = None, "
-        "config: 'Any' = None, progress: 'Progress | None' = None) -> 'PublishResult'"
+        "config: 'Any' = None, progress: 'Progress | None' = None, accept: 'Sequence[str]' = (), "
+        "reason: 'str | None' = None) -> 'PublishResult'"
     ),
     "pull": (
         "(source: 'str', dest: 'str', progress: 'Progress | None' = None, **registry_options: 'Any') -> 'str'"
     ),
     "push": (
         "(source: 'str', dest: 'str', progress: 'Progress | None' = None, **registry_options: 'Any') -> 'str'"
+    ),
+    "rescan": (
+        "(repository: 'str', key: 'str | None' = None, password: 'bytes | None' = None, "
+        "config: 'Any' = None, dry_run: 'bool' = False, progress: 'Progress | None' = None) "
+        "-> 'list[RescanResult]'"
     ),
     "scan": (
         "(target: 'str', *, policy: 'Policy | None' = None, limits: 'Limits | None' = None, "
@@ -242,7 +259,7 @@ def test_every_public_name_has_a_runnable_example() -> None:
 def test_progress_convention() -> None:
     """``Progress`` is ``(stage, done, total) -> None`` and every long call takes it."""
     assert str(mlflow_plugin.Progress) == "collections.abc.Callable[[str, int, int], None]"
-    for name in ("pack", "push", "pull", "unpack", "verify", "publish_run", "scan"):
+    for name in ("pack", "push", "pull", "unpack", "verify", "publish_run", "scan", "rescan"):
         param = inspect.signature(getattr(mlflow_plugin, name)).parameters["progress"]
         assert param.annotation == "Progress | None" and param.default is None, name
 

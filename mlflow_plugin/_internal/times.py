@@ -38,6 +38,27 @@ def now_rfc3339() -> str:
     return rfc3339(int(time.time()))
 
 
+def now_precise() -> str:
+    """The current time with microseconds (``2026-12-06T22:01:52.123456Z``), to order events
+    that happen within one second; compare with :func:`parse_any`, never as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_any(text: object) -> datetime | None:
+    """An RFC 3339 UTC time with or without fractions (None: not one).
+
+    >>> parse_any("2026-12-06T22:01:52.5Z") > parse_any("2026-12-06T22:01:52Z"), parse_any("soon")
+    (True, None)
+    """
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
 def from_mlflow_ms(ms: int | None) -> str | None:
     """An MLflow timestamp (milliseconds since the epoch), or None."""
     return None if ms is None else rfc3339(ms // 1000)

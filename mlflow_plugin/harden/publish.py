@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlflow_plugin._internal.mlmodel import read_mlmodel
-from mlflow_plugin._internal.times import from_mlflow_ms, now_rfc3339
+from mlflow_plugin._internal.times import from_mlflow_ms, now_precise, now_rfc3339
 from mlflow_plugin._version import __version__
 from mlflow_plugin.drafts.draft import DraftKit
 from mlflow_plugin.drafts.uri import ArtifactLocation, parse_artifact_uri
@@ -124,6 +125,8 @@ class PublishResult:
     reused_signatures: bool = False
     model_version: str | None = None
     provenance: dict[str, Any] | None = None
+    accepted: list[tuple[Any, Any]] = field(default_factory=list)  # (Finding, Acceptance) pairs
+    verdict: str = ""
 
     @property
     def pinned(self) -> str:
@@ -243,6 +246,8 @@ def publish_run(
     tracking_uri: str | None = None,
     config: Any = None,
     progress: Progress | None = None,
+    accept: Sequence[str] = (),
+    reason: str | None = None,
 ) -> PublishResult:
     """Turn ``run_id`` into a hardened, signed, scanned kit tagged ``tag``; see the module docstring.
 
@@ -251,7 +256,10 @@ def publish_run(
     run's (``HOST/REPO`` or ``oci:DIR``); ``model`` picks a logged model by name or id;
     ``register_as`` also registers a model version; ``config`` replaces the admin config;
     ``progress`` gets the stages of :data:`STAGES`. Raises :class:`PublishBlocked` (with the
-    report) when the scan finds something at or above ``scan.fail_on``.
+    report) when the scan finds something at or above ``scan.fail_on``. ``accept`` (``RULE[:PATH]``
+    globs) with a ``reason`` accepts matching findings up to ``[accept] max_severity``: they stop
+    blocking and the acceptance (who, when, why) is signed into the scan attestation
+    (:mod:`mlflow_plugin.scanner.accept`).
 
     >>> import pathlib, tempfile
     >>> from mlflow import MlflowClient
@@ -276,13 +284,15 @@ def publish_run(
     from mlflow.tracking import MlflowClient
 
     from mlflow_plugin.config import load_config
+    from mlflow_plugin.scanner.accept import accept_findings, parse_all
     from mlflow_plugin.scanner.api import scan_kit
-    from mlflow_plugin.scanner.report import Severity, scan_verdict
+    from mlflow_plugin.scanner.report import Severity
     from mlflow_plugin.trust.signer import Signer
 
     cfg = config or load_config()
     progress = progress or _noop
     check_tag(tag)
+    acceptances = parse_all(accept, reason, by=_publisher(), at=now_rfc3339())
     key_path = key or cfg.signing_key
     if not key_path:
         raise ModelKitError(
@@ -344,15 +354,18 @@ def publish_run(
     )
     for finding in meta.findings:  # below the threshold, but part of the signed report
         report.add(finding)
+    judged = accept_findings(report, acceptances, cfg.accept_max_severity)
     progress("scan", 1, 1)
-    if report.failed(threshold):
-        _blocked(client, run_id, report, threshold, "the scan")
+    if judged.failed(threshold):
+        _blocked(client, run_id, judged.open_report(), threshold, "the scan", cfg.accept_max_severity)
+    scan_doc = judged.to_json()
+    scan_doc["scanned_at"] = now_precise()
 
     # ---- 3./4. attest and sign ------------------------------------------------------------------
     # what publish attests, with the evidence and the subject name each statement carries
     evidence: list[tuple[str, Any, str | None]] = [
         ("provenance", statement, None),
-        ("scan", report.to_json(), target_store),
+        ("scan", scan_doc, target_store),
         ("sbom", bom, target_store),
         ("model_signing", [(p, sha) for p, _size, sha in files], _sanitize(model_name or tag)),
     ]
@@ -381,7 +394,7 @@ def publish_run(
     # ---- 6. record ------------------------------------------------------------------------------
     progress("record", 0, 1)
     ref = f"{target_store}:{tag}"
-    verdict = scan_verdict(report)
+    verdict = judged.verdict()
     for k, v in (
         ("modelkit.ref", ref),
         ("modelkit.digest", digest),
@@ -389,7 +402,18 @@ def publish_run(
         ("modelkit.scan", verdict),
     ):
         client.set_tag(run_id, k, v)
-    result = PublishResult(ref, digest, tag, target_store, report, attachments, reused, provenance=provenance)
+    result = PublishResult(
+        ref,
+        digest,
+        tag,
+        target_store,
+        report,
+        attachments,
+        reused,
+        provenance=provenance,
+        accepted=judged.accepted,
+        verdict=verdict,
+    )
     name = register_as or (cfg.register_model and _sanitize(model_name or tag)) or None
     if name:
         result.model_version = _register(client, name, result.model_uri, run_id)
@@ -432,17 +456,40 @@ def _get_run(client: Any, run_id: str, tracking_uri: str | None) -> Any:
         ) from None
 
 
-def _blocked(client: Any, run_id: str, report: Any, threshold: Any, what: str) -> None:
-    """Record the verdict on the run and raise :class:`PublishBlocked` (one line, top finding first)."""
+def _blocked(
+    client: Any, run_id: str, report: Any, threshold: Any, what: str, ceiling: str | None = None
+) -> None:
+    """Record the verdict on the run and raise :class:`PublishBlocked` (one line, top finding first).
+
+    With ``ceiling`` (findings a publisher may accept), a top finding at or under it gets the
+    ``--accept`` hint; metadata secrets get none (they must be removed, never accepted)."""
+    from mlflow_plugin.scanner.report import Severity
+
     top = report.sorted_findings()[0]
     client.set_tag(
         run_id, "modelkit.scan", f"blocked: {report.max_severity} ({len(report.findings)} findings)"
     )
+    hint = ""
+    if ceiling is not None and top.severity <= Severity.parse(ceiling):
+        hint = f"; if this risk is acceptable: --accept {top.rule}:{top.path} --reason '…'"
     raise PublishBlocked(
         f"publishing blocked by {what}: {len(report.findings)} findings, highest {report.max_severity} "
-        f"(threshold {threshold}): {top.path}: {top.rule}: {top.message}",
+        f"(threshold {threshold}): {top.path}: {top.rule}: {top.message}{hint}",
         report,
     )
+
+
+def _publisher() -> str:
+    """Who accepts a risk: ``MLFLOW_TRACKING_USERNAME`` when set, else the login name."""
+    import getpass
+
+    name = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "unknown"
 
 
 def _pick_model(

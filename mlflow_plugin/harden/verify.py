@@ -38,8 +38,9 @@ class TrustPolicy:
     """What a kit must satisfy to be trusted.
 
     ``trusted_keys`` are public key paths, PEM bytes or key objects; ``required_attestations``
-    name signed statements that must be attached (``provenance``, ``scan``, ``sbom``); the scan
-    verdict may not exceed ``max_severity``. :meth:`from_config` reads the admin's ``[policy]``.
+    name signed statements that must be attached (``provenance``, ``scan``, ``sbom``); the newest
+    trusted scan's highest open finding may not exceed ``max_severity``, and findings a publisher
+    accepted may not exceed ``accept_max_severity``. :meth:`from_config` reads the admin's ``[policy]``.
 
     >>> policy = TrustPolicy(trusted_keys=["keys/cosign.pub"], required_attestations=["provenance"])
     >>> policy.max_severity, policy.require_signature
@@ -50,6 +51,7 @@ class TrustPolicy:
     required_attestations: list[str] = field(default_factory=lambda: ["provenance", "scan"])
     max_severity: str = "medium"
     require_signature: bool = True
+    accept_max_severity: str = "high"  # accepted findings above this fail the scan verdict
 
     @classmethod
     def from_config(cls, cfg: Any, keys: list[str] | None = None) -> TrustPolicy:
@@ -58,6 +60,7 @@ class TrustPolicy:
             required_attestations=list(cfg.required_attestations),
             max_severity=cfg.max_severity,
             require_signature=True,
+            accept_max_severity=cfg.accept_max_severity,
         )
 
     def verifier(self) -> Verifier:
@@ -91,6 +94,7 @@ class VerifyResult:
     provenance: dict[str, Any] | None = None
     scan: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)  # informational: skipped referrers and why
+    acceptances: list[Any] = field(default_factory=list)  # findings the publisher accepted (Acceptance)
 
     @property
     def ok(self) -> bool:
@@ -106,6 +110,7 @@ class VerifyResult:
             "verified": self.ok,
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
             "notes": list(self.notes),
+            "acceptances": [a.to_json() for a in self.acceptances],
         }
 
 
@@ -162,13 +167,8 @@ def _record(found: Verification, policy: TrustPolicy, result: VerifyResult) -> N
         result.provenance = verified["provenance"]
     if "scan" in verified:
         pred = verified["scan"].get("predicate") or {}
-        result.scan = pred
-        top = (pred.get("summary") or {}).get("max_severity")
-        limit = Severity.parse(policy.max_severity)
-        ok = top is None or Severity.parse(top) <= limit
-        result.checks.append(
-            Check("scan verdict", ok, f"highest finding: {top or 'none'} (allowed up to {limit})")
-        )
+        result.scan = pred if isinstance(pred, dict) else {}
+        result.checks.append(_scan_check(result, policy, found.counts.get("scan", 1)))
     if "model_signing" in verified or "model_signing" in bad:
         ok = "model_signing" in verified
         result.checks.append(
@@ -178,6 +178,49 @@ def _record(found: Verification, policy: TrustPolicy, result: VerifyResult) -> N
                 "signature valid (files are checked on unpack)" if ok else bad["model_signing"],
             )
         )
+
+
+def _scan_check(result: VerifyResult, policy: TrustPolicy, n: int) -> Check:
+    """The verdict of the newest trusted scan: its highest *open* finding within ``max_severity``,
+    and every accepted finding within the admin's ``accept_max_severity`` (an acceptance signed by
+    a publisher never lifts a finding past what this policy lets anyone accept)."""
+    from mlflow_plugin.scanner.accept import acceptances_in, open_severity
+
+    pred = result.scan or {}
+    limit = Severity.parse(policy.max_severity)
+    ceiling = Severity.parse(policy.accept_max_severity)
+    try:
+        top = open_severity(pred)
+        result.acceptances = acceptances_in(pred)
+    except ModelKitError as e:
+        return Check("scan verdict", False, str(e))
+    accepted = sum(1 for f in pred.get("findings") or [] if isinstance(f, dict) and "accepted" in f)
+    when = pred.get("scanned_at")
+    made = f"scan of {when}" if isinstance(when, str) and when else "scan (time not recorded)"
+    newest = f", newest of {n}" if n > 1 else ""
+    detail = f"highest open finding: {top or 'none'} (allowed up to {limit}); {made}{newest}"
+    ok = top is None or top <= limit
+    over = _accepted_over(pred, ceiling)
+    if accepted:
+        detail += f"; {accepted} accepted by the publisher"
+    if over:
+        ok = False
+        detail += f"; an accepted {over} finding is above what may be accepted ({ceiling})"
+    return Check("scan verdict", ok, detail)
+
+
+def _accepted_over(pred: dict[str, Any], ceiling: Severity) -> str | None:
+    """The severity of the worst accepted finding above ``ceiling`` (None: none is)."""
+    worst: Severity | None = None
+    for f in pred.get("findings") or []:
+        if isinstance(f, dict) and "accepted" in f:
+            try:
+                sev = Severity.parse(str(f.get("severity")))
+            except ModelKitError:
+                return "malformed"
+            if sev > ceiling and (worst is None or sev > worst):
+                worst = sev
+    return str(worst) if worst is not None else None
 
 
 def _add_notes(result: VerifyResult, notes: list[str]) -> None:

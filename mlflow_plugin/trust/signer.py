@@ -61,10 +61,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from mlflow_plugin._internal.times import parse_any
 from mlflow_plugin.errors import ModelKitError, NotFoundError
 from mlflow_plugin.storage.base import Repository
 from mlflow_plugin.storage.descriptor import Descriptor, check_digest
@@ -240,13 +242,16 @@ class Verification:
 
     digest: str
     verified: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """kind -> the first statement of that kind signed by a trusted key about this digest
-    (``legacy_signature``: the simple-signing payload)."""
+    """kind -> the first statement of that kind signed by a trusted key about this digest; for
+    ``scan``, the newest by its ``scanned_at`` (re-scans attach newer ones; statements without it
+    count as oldest) (``legacy_signature``: the simple-signing payload)."""
     failures: dict[str, str] = field(default_factory=dict)
     """kind -> why the first failing attachment of that kind failed (one line); a kind may be in
     both maps when one attachment verified and another did not."""
     notes: list[str] = field(default_factory=list)
     """Referrers that were not usable bundles and were skipped (never a verdict by themselves)."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """kind -> how many attachments of that kind verified (re-scans add scan attestations)."""
 
     def has(self, *kinds: str) -> bool:
         """Whether every one of ``kinds`` verified."""
@@ -291,8 +296,11 @@ class Verifier:
             why = _statement_problem(stmt, pred, kind, digest)
             if why:
                 found.failures.setdefault(kind, why)
-            else:
-                found.verified.setdefault(kind, stmt)
+                continue
+            found.counts[kind] = found.counts.get(kind, 0) + 1
+            old = found.verified.get(kind)
+            if old is None or (kind == "scan" and _scanned_at(stmt) > _scanned_at(old)):
+                found.verified[kind] = stmt  # a re-scan's newer verdict replaces the older one
         self._check_legacy(repo, digest, found)
         return found
 
@@ -326,6 +334,13 @@ class Verifier:
             found.verified[LEGACY] = json.loads(payload)  # verify_simple parsed it strictly
             return
         found.failures[LEGACY] = first or "the .sig image holds no simple-signing signature"
+
+
+def _scanned_at(stmt: dict[str, Any]) -> datetime:
+    """When a scan statement says it was made (none or unreadable: the oldest possible)."""
+    pred = stmt.get("predicate")
+    at = parse_any(pred.get("scanned_at")) if isinstance(pred, dict) else None
+    return at or datetime.min.replace(tzinfo=UTC)
 
 
 def _statement_problem(stmt: dict[str, Any], pred: str, kind: str, digest: str) -> str | None:

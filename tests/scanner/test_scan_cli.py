@@ -50,7 +50,8 @@ def test_json_report_shape(tmp_path: Path) -> None:
     rep = json.loads(out)
     assert rep["files"][0]["format"] == "pickle"
     finding = rep["findings"][0]
-    assert set(finding) == {"path", "severity", "rule", "message", "evidence"}
+    assert set(finding) == {"path", "severity", "rule", "message", "evidence", "explanation"}
+    assert set(finding["explanation"]) == {"what", "when", "fix"}
     assert finding["severity"] == "critical" and "os.system" in finding["evidence"]
     assert rep["summary"]["max_severity"] == "critical"
 
