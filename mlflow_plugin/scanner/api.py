@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from mlflow_plugin.errors import ModelKitError
 from mlflow_plugin.kit.limits import DEFAULT_LIMITS, UnpackLimits
+from mlflow_plugin.scanner import kitwide
 from mlflow_plugin.scanner.context import Limits, Policy, ScanContext
 from mlflow_plugin.scanner.detect import HEAD, detect
 from mlflow_plugin.scanner.report import ScanReport, Severity
@@ -78,7 +79,8 @@ KERAS_JSON_LIMIT = 16 << 20
 
 
 def scan_json_document(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
-    """JSON: secrets, and — when it is a Keras model config (``model.to_json()``) — Lambda layers."""
+    """JSON: secrets; a transformers ``config.json``/``tokenizer_config.json``: custom code it would
+    run (``auto_map``, ``trust_remote_code``); a Keras model config (``model.to_json()``): Lambda layers."""
     from mlflow_plugin.scanner import secrets
 
     start = stream.tell() if is_seekable(stream) else None
@@ -87,6 +89,10 @@ def scan_json_document(ctx: ScanContext, path: str, stream: IO[bytes], size: int
         return
     stream.seek(start)
     data = stream.read(KERAS_JSON_LIMIT + 1)
+    if path.rsplit("/", 1)[-1] in ("config.json", "tokenizer_config.json"):
+        from mlflow_plugin.scanner.mlmodel_scan import check_hf_config
+
+        check_hf_config(ctx, path, data)
     if b'"class_name"' in data and b'"config"' in data:
         from mlflow_plugin.scanner.keras_scan import check_keras_config_bytes
 
@@ -264,21 +270,24 @@ def scan_directory(
             files.append((full, rel))
     workers = workers or min(4, (os.cpu_count() or 2))
 
-    def one(item: tuple[str, str]) -> ScanReport:
+    def one(item: tuple[str, str]) -> tuple[ScanReport, list[dict[str, Any]]]:
         ctx = _new_context(root, limits, policy)
         _scan_one(ctx, item[0], item[1])
-        return ctx.report_obj
+        return ctx.report_obj, kitwide.facts_of(ctx)
 
     # big files first so the pool stays busy
     files.sort(key=lambda it: -os.path.getsize(it[0]))
+    facts: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for r in pool.map(one, files):
+        for r, fs in pool.map(one, files):
             report.files += r.files
             report.findings += r.findings
+            facts += fs
     from mlflow_plugin._version import __version__
 
     report.version = __version__
     report.files.sort(key=lambda f: f.path)
+    kitwide.apply_pass(report, facts)  # what needs the whole model: kit code, missing code
     return report
 
 
@@ -352,6 +361,7 @@ def scan_kit(
             _check_index(ctx, layer, listing)
     finally:
         repo.close()
+    kitwide.apply_pass(ctx.report_obj, kitwide.facts_of(ctx))  # cached layers replayed their facts
     return ctx.report_obj
 
 
@@ -391,16 +401,17 @@ class _LayerCache:
     def _key(self, digest: str) -> str:
         return hashlib.sha256(f"{digest}|{self.salt}".encode()).hexdigest()
 
-    def mark(self) -> tuple[int, int]:
-        return len(self.ctx.report_obj.files), len(self.ctx.report_obj.findings)
+    def mark(self) -> tuple[int, int, int]:
+        r = self.ctx.report_obj
+        return len(r.files), len(r.findings), len(kitwide.facts_of(self.ctx))
 
     def replay(self, digest: str) -> dict[str, tuple[int, int]] | None:
         """Replay a cached result; returns the layer's tar listing (path -> size, offset) or None."""
         if self.db is None:
             return None
         hit = self.db.get(self._key(digest))
-        if hit is None or "listing" not in hit:
-            return None
+        if hit is None or "listing" not in hit or "facts" not in hit:
+            return None  # "facts": entries written before the whole-kit pass existed are rescanned
         from mlflow_plugin.scanner.report import FileRecord, Finding
 
         self.ctx.report_obj.files += [FileRecord(**f) for f in hit["files"]]
@@ -408,16 +419,22 @@ class _LayerCache:
             Finding(f["path"], Severity.parse(f["severity"]), f["rule"], f["message"], f["evidence"])
             for f in hit["findings"]
         ]
+        kitwide.facts_of(self.ctx).extend(hit["facts"])
         return {p: (int(v[0]), int(v[1])) for p, v in hit["listing"].items()}
 
-    def store(self, digest: str, mark: tuple[int, int], listing: dict[str, tuple[int, int]]) -> None:
+    def store(self, digest: str, mark: tuple[int, int, int], listing: dict[str, tuple[int, int]]) -> None:
+        """Store what scanning this layer added: files, findings, and the facts the whole-kit pass
+        needs (module names, MLmodel references) — the pass runs after every layer, cached or not."""
         if self.db is None:
             return
         import dataclasses
 
         files = [dataclasses.asdict(f) for f in self.ctx.report_obj.files[mark[0] :]]
         findings = [f.to_json() for f in self.ctx.report_obj.findings[mark[1] :]]
-        self.db.put(self._key(digest), {"files": files, "findings": findings, "listing": listing})
+        facts = kitwide.facts_of(self.ctx)[mark[2] :]
+        self.db.put(
+            self._key(digest), {"files": files, "findings": findings, "listing": listing, "facts": facts}
+        )
 
 
 def _check_index(ctx: ScanContext, layer: dict[str, Any], listing: dict[str, tuple[int, int]]) -> None:

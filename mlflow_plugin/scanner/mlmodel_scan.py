@@ -54,6 +54,7 @@ _PATH_KEYS = (
     "model_data",
 )
 _REMOTE_HINT = re.compile(r"remote|custom", re.I)
+_REMOTE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -81,7 +82,11 @@ def scan_mlmodel(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> N
             "MLmodel is not a YAML mapping: MLflow cannot load it, and what it would import was not checked",
         )
         return
-    _Checker(ctx, path, doc).run()
+    checker = _Checker(ctx, path, doc)
+    checker.run()
+    from mlflow_plugin.scanner import kitwide
+
+    kitwide.record(ctx, path, "mlmodel", **checker.facts)
 
 
 def _s(v: Any) -> str:
@@ -106,6 +111,13 @@ class _Checker:
         flavors = doc.get("flavors")
         self.flavors: dict[str, Any] = dict(flavors) if isinstance(flavors, Mapping) else {}
         self.shipped = self._shipped_code()
+        # what the whole-kit pass checks against the files present (see kitwide.py)
+        self.facts: dict[str, list[list[str]]] = {
+            "loaders": [],
+            "code_dirs": [],
+            "code_paths": [],
+            "model_code": [],
+        }
 
     def report(self, sev: Severity, rule: str, message: str, evidence: str = "") -> None:
         self.ctx.report(self.path, sev, rule, message, evidence)
@@ -150,6 +162,10 @@ class _Checker:
                     self._loader(f"flavors.{name}.{key}", val)
                 if key in _PATH_KEYS:
                     self._paths(f"flavors.{name}.{key}", val)
+                if key in ("code", "code_paths"):
+                    self._code_facts(f"flavors.{name}.{key}", val)
+            if name == "python_function" and fl.get("artifacts") is not None:
+                self._artifacts(fl.get("artifacts"))
             if name == "sklearn":
                 self._skops(fl)
             if name in ("transformers", "sentence_transformers"):
@@ -160,6 +176,16 @@ class _Checker:
         for key in ("code_paths", "data"):
             if key in self.doc:
                 self._paths(key, self.doc.get(key))
+        if "code_paths" in self.doc:
+            self._code_facts("code_paths", self.doc.get("code_paths"))
+
+    def _code_facts(self, key: str, val: Any) -> None:
+        for p in _strings(val):
+            p = p.strip()
+            if not p or _bad_path(p) or (key.endswith(".code") and p.endswith(".py")):
+                continue  # bad paths are mlmodel.path findings; a .py `code` is model code
+            kind = "code_paths" if key.endswith("code_paths") else "code_dirs"
+            self.facts[kind].append([key, p.rstrip("/")])
 
     # --- loader_module
     def _loader(self, key: str, val: Any) -> None:
@@ -189,6 +215,7 @@ class _Checker:
                 mod,
             )
             return
+        self.facts["loaders"].append([key, mod])
         if mod in self.shipped:
             self.report(
                 Severity.MEDIUM,
@@ -219,6 +246,47 @@ class _Checker:
                     p,
                 )
 
+    # --- pyfunc artifacts
+    def _artifacts(self, arts: Any) -> None:
+        """``artifacts: {name: {path: artifacts/x, uri: <source>}}``: MLflow hands the python model
+        ``<model dir>/<path>`` at load; ``uri`` only records where the file was copied from."""
+        if not isinstance(arts, Mapping):
+            return
+        for name, entry in arts.items():
+            key = f"flavors.python_function.artifacts.{_s(name)}"
+            if isinstance(entry, Mapping):
+                path, uri = entry.get("path"), entry.get("uri")
+            else:
+                path, uri = entry, None
+            if path is not None:
+                self._artifact_path(f"{key}.path", _s(path))
+            elif uri is not None and _REMOTE_URI.match(_s(uri)) and not _s(uri).lower().startswith("file:"):
+                self._remote_artifact(f"{key}.uri", _s(uri))
+
+    def _artifact_path(self, key: str, p: str) -> None:
+        if _REMOTE_URI.match(p) and not re.match(r"^[A-Za-z]:", p) and not p.lower().startswith("file:"):
+            self._remote_artifact(key, p)
+            return
+        bad = _bad_path(p) or ("a file URL" if p.lower().startswith("file:") else None)
+        if bad:
+            self.report(
+                Severity.HIGH,
+                "mlmodel.path",
+                f"MLmodel `{key}` is {p[:120]!r} ({bad}): MLflow would hand the model code a file outside "
+                "the model directory at load; keep every artifact inside the model (artifacts/...)",
+                p,
+            )
+
+    def _remote_artifact(self, key: str, uri: str) -> None:
+        self.report(
+            Severity.MEDIUM,
+            "mlmodel.remote-artifact",
+            f"MLmodel `{key}` is the URI {uri[:120]!r}, not a file in the model: the model's code gets "
+            "that URI at load and would fetch whatever it names then, unscanned; save the model with "
+            "the artifact copied in (mlflow copies `artifacts` at save time)",
+            uri,
+        )
+
     # --- models from code
     def _models_from_code(self) -> None:
         seen: set[str] = set()
@@ -236,6 +304,8 @@ class _Checker:
                 if runs in seen:
                     continue
                 seen.add(runs)
+                if runs and not _bad_path(runs):
+                    self.facts["model_code"].append([key, runs])
                 self.report(
                     Severity.INFO,
                     "mlmodel.model-code",
@@ -275,6 +345,7 @@ class _Checker:
     # --- transformers
     def _transformers(self, name: str, fl: Mapping[str, Any]) -> None:
         hints: list[str] = []
+        unknown_type: list[str] = []
         for key, val in fl.items():
             key = _s(key)
             low = key.lower()
@@ -282,10 +353,12 @@ class _Checker:
                 hints.append(f"{key}: true")
             elif low in ("auto_map", "custom_code", "custom_pipelines", "code_revision") and val:
                 hints.append(key)
-            elif low == "model_type" and val:
-                hints.append(f"{key}: {_s(val)[:60]}")
+            elif low == "model_type" and val and _s(val).strip() not in HF_MODEL_TYPES:
+                unknown_type.append(f"{key}: {_s(val)[:60]}")
             elif low == "source_model_name" and isinstance(val, str) and _REMOTE_HINT.search(val):
                 hints.append(f"{key}: {val[:60]}")
+            elif isinstance(val, (Mapping, list)):  # nested configs (model_config, pipeline kwargs)
+                hints += [f"{k}: true" for k in _trust_remote_keys(_plain(val), key, 0)]
         for h in hints:
             k = h.split(":")[0]
             self.report(
@@ -293,6 +366,14 @@ class _Checker:
                 "mlmodel.remote-code",
                 f"MLmodel `flavors.{name}.{k}` ({h}): MLflow runs code downloaded from the hub (or shipped "
                 "with the model) at load; save the model without trust_remote_code or review that code",
+                h,
+            )
+        for h in unknown_type:
+            self.report(
+                Severity.MEDIUM,
+                "mlmodel.remote-code",
+                f"MLmodel `flavors.{name}.{h.split(':')[0]}` ({h}) is not a model type transformers ships: "
+                "loading it needs custom model code (trust_remote_code); review where that code comes from",
                 h,
             )
 
@@ -348,3 +429,117 @@ def _bad_path(p: str) -> str | None:
     if ".." in p.split("/"):
         return "`..`"
     return None
+
+
+# model types transformers ships (``CONFIG_MAPPING``): a config naming another one needs custom code
+_HF_WORDS = """albert align altclip audio-spectrogram-transformer autoformer bark bart beit bert
+    bert-generation big_bird bigbird_pegasus biogpt bit blenderbot blenderbot-small blip blip-2
+    bloom bridgetower bros camembert canine chameleon chinese_clip clap clip clipseg clvp codegen
+    cohere cohere2 conditional_detr convbert convnext convnextv2 cpmant ctrl cvt dab-detr dac
+    data2vec-audio data2vec-text data2vec-vision dbrx deberta deberta-v2 decision_transformer
+    deepseek_v2 deepseek_v3 deformable_detr deit depth_anything detr dinat dinov2 distilbert
+    donut-swin dpr dpt efficientnet electra encodec encoder-decoder ernie esm falcon falcon_mamba
+    fastspeech2_conformer flaubert flava fnet focalnet fsmt funnel fuyu gemma gemma2 gemma3
+    gemma3_text git glm glm4 glpn gpt2 gpt_bigcode gpt_neo gpt_neox gpt_neox_japanese gptj gptsan-japanese
+    granite granitemoe graphormer groupvit hubert ibert idefics idefics2 idefics3 imagegpt informer
+    instructblip jamba jetmoe kosmos-2 layoutlm layoutlmv2 layoutlmv3 led levit lilt llama llama4
+    llava llava_next llava_onevision longformer longt5 luke lxmert m2m_100 mamba mamba2 marian
+    markuplm mask2former maskformer mbart megatron-bert mgp-str mimi mistral mistral3 mixtral
+    mllama mobilebert mobilenet_v1 mobilenet_v2 mobilevit mobilevitv2 moshi mpnet mpt mra mt5
+    musicgen mvp nemotron nllb-moe nougat nystromformer olmo olmo2 olmoe oneformer openai-gpt opt
+    owlv2 owlvit paligemma patchtst pegasus pegasus_x perceiver persimmon phi phi3 phimoe
+    pix2struct plbart poolformer pop2piano prophetnet pvt qwen2 qwen2_5_vl qwen2_audio qwen2_moe
+    qwen2_vl qwen3 qwen3_moe rag recurrent_gemma reformer regnet rembert resnet roberta
+    roberta-prelayernorm roc_bert roformer rt_detr rwkv sam seamless_m4t segformer seggpt sew
+    sew-d siglip siglip2 smolvlm speech-encoder-decoder speech_to_text speecht5 splinter
+    squeezebert stablelm starcoder2 superpoint swiftformer swin swin2sr swinv2 switch_transformers
+    t5 table-transformer tapas time_series_transformer timesformer trocr tvp udop umt5 unispeech
+    unispeech-sat univnet upernet video_llava videomae vilt vipllava vision-encoder-decoder
+    vision-text-dual-encoder visual_bert vit vit_mae vit_msn vitdet vitmatte vits vivit wav2vec2
+    wav2vec2-bert wav2vec2-conformer wavlm whisper x_clip xglm xlm xlm-roberta xlm-roberta-xl
+    xlnet xmod yolos yoso zamba zamba2 zoedepth"""
+HF_MODEL_TYPES = frozenset(_HF_WORDS.split())
+HF_CONFIG_NAMES = frozenset({"config.json", "tokenizer_config.json"})
+MAX_HF_CONFIG = 4 << 20
+
+
+def check_hf_config(ctx: ScanContext, path: str, data: bytes) -> None:
+    """A transformers ``config.json``/``tokenizer_config.json``: custom code that loading would run.
+
+    ``auto_map`` (high: transformers imports the Python files it names, shipped beside the config
+    or fetched from the hub), ``trust_remote_code: true`` anywhere (high), and — in a model config
+    (one with ``architectures`` or ``transformers_version``) — a ``model_type`` transformers does not
+    ship (medium: it cannot load without custom code). Never executed; JSON is parsed only.
+
+    >>> from mlflow_plugin.scanner.report import ScanReport
+    >>> ctx = ScanContext(ScanReport("x"))
+    >>> check_hf_config(ctx, "m/config.json", b'{"model_type": "bert", "auto_map": {"AutoModel": "x.M"}}')
+    >>> [(f.severity.name, f.rule, f.evidence) for f in ctx.report_obj.findings]
+    [('HIGH', 'mlmodel.remote-code', 'auto_map')]
+    """
+    import json
+
+    try:
+        doc = json.loads(data[:MAX_HF_CONFIG])
+    except (ValueError, RecursionError):
+        return
+    if not isinstance(doc, dict):
+        return
+    fname = path.rsplit("/", 1)[-1]
+    amap = doc.get("auto_map")
+    if amap:
+        names = ", ".join(sorted({_s(v)[:60] for v in _strings(amap)}))[:150]
+        ctx.report(
+            path,
+            Severity.HIGH,
+            "mlmodel.remote-code",
+            f"{fname} `auto_map` names custom classes ({names}): transformers loads them from Python "
+            "files shipped beside the config or fetched from the hub, and runs them "
+            "(trust_remote_code); review that code or re-save the model with a built-in architecture",
+            "auto_map",
+        )
+    for key in _trust_remote_keys(doc, "", 0):
+        ctx.report(
+            path,
+            Severity.HIGH,
+            "mlmodel.remote-code",
+            f"{fname} `{key}` is true: transformers runs model code from the hub or beside the config "
+            "when loading it; remove it and re-save the model with a built-in architecture",
+            key,
+        )
+    mtype = doc.get("model_type")
+    looks_hf = "architectures" in doc or "transformers_version" in doc
+    if looks_hf and isinstance(mtype, str) and mtype.strip() and mtype.strip() not in HF_MODEL_TYPES:
+        ctx.report(
+            path,
+            Severity.MEDIUM,
+            "mlmodel.remote-code",
+            f"{fname} `model_type` is {mtype[:60]!r}, not a model type transformers ships: loading it "
+            "needs custom model code (trust_remote_code); review where that code comes from",
+            f"model_type: {mtype[:60]}",
+        )
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {_s(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _trust_remote_keys(v: Any, where: str, depth: int) -> list[str]:
+    if depth > 20:
+        return []
+    out: list[str] = []
+    if isinstance(v, dict):
+        for k, x in v.items():
+            key = f"{where}.{k}" if where else str(k)
+            if str(k) == "trust_remote_code" and _truthy(x):
+                out.append(key)
+            else:
+                out += _trust_remote_keys(x, key, depth + 1)
+    elif isinstance(v, list):
+        for i, x in enumerate(v[:1000]):
+            out += _trust_remote_keys(x, f"{where}[{i}]", depth + 1)
+    return out

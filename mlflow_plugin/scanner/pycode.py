@@ -38,6 +38,7 @@ from __future__ import annotations
 import ast
 import io
 import re
+import sys
 import tokenize
 from dataclasses import dataclass
 from typing import IO
@@ -554,7 +555,12 @@ def scan_python(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> No
             f"size={size}",
         )
     else:
-        analyse_source(ctx, path, data)
+        tree = analyse_source(ctx, path, data)
+        if tree is not None:  # for the whole-kit pass: which pickle globals this file defines
+            from mlflow_plugin.scanner import kitwide
+
+            names, star = top_level_names(tree)
+            kitwide.record(ctx, path, "py", names=sorted(names), star=star)
     if start is not None:
         stream.seek(start)
         secrets.scan_text(ctx, path, stream, size)
@@ -579,15 +585,16 @@ def _too_complex(ctx: ScanContext, path: str) -> None:
     )
 
 
-def analyse_source(ctx: ScanContext, path: str, data: bytes) -> None:
-    """Report what the code in ``data`` would run, and when."""
+def analyse_source(ctx: ScanContext, path: str, data: bytes) -> ast.Module | None:
+    """Report what the code in ``data`` would run, and when; returns the parsed module (None when
+    it did not parse)."""
     fn_sev = _fn_severity(ctx)
     try:
         tree = ast.parse(data, filename=path)
         text = data.decode("utf-8", "replace")
     except (RecursionError, MemoryError):
         _too_complex(ctx, path)
-        return
+        return None
     except (SyntaxError, ValueError) as e:
         line = getattr(e, "lineno", None)
         ctx.report(
@@ -599,7 +606,9 @@ def analyse_source(ctx: ScanContext, path: str, data: bytes) -> None:
             str(getattr(e, "msg", e))[:120],
         )
         hits = _token_fallback(path, data, fn_sev)
+        parsed: ast.Module | None = None
     else:
+        parsed = tree
         a = _Analyzer(path, text, fn_sev)
         try:
             a.prepass(tree)
@@ -617,6 +626,42 @@ def analyse_source(ctx: ScanContext, path: str, data: bytes) -> None:
             "code.more-findings",
             f"{len(hits) - MAX_FINDINGS} more code findings in {path} were not listed",
         )
+    return parsed
+
+
+def top_level_names(tree: ast.Module) -> tuple[set[str], bool]:
+    """Names a module defines at top level (classes, functions, assignments, imports), and whether
+    it can define more than that (``from x import *`` or a module ``__getattr__``). Never run.
+
+    >>> names, star = top_level_names(ast.parse("import os.path\\nclass A: pass\\nif x:\\n    B = 1"))
+    >>> sorted(names), star
+    (['A', 'B', 'os'], False)
+    """
+    names: set[str] = set()
+    star = False
+    todo: list[ast.stmt] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+            star = star or node.name == "__getattr__"
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                if a.name == "*":
+                    star = True
+                else:
+                    names.add(a.asname or a.name.split(".")[0])
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            for attr in ("body", "orelse", "finalbody", "handlers"):
+                for sub in getattr(node, attr, []) or []:
+                    todo += sub.body if isinstance(sub, ast.ExceptHandler) else [sub]
+        elif sys.version_info >= (3, 11) and isinstance(node, ast.TryStar):
+            todo += node.body + node.orelse + node.finalbody + [s for h in node.handlers for s in h.body]
+    return names, star
 
 
 def _token_fallback(path: str, data: bytes, fn_sev: Severity) -> list[_Hit]:
@@ -631,7 +676,10 @@ def _token_fallback(path: str, data: bytes, fn_sev: Severity) -> list[_Hit]:
         pass
     # logical lines
     lines: list[tuple[int, list[tokenize.TokenInfo]]] = []
-    depth, cur = 0, []  # depth at NEWLINE is the line's depth (INDENT/DEDENT precede it)
+    depth, cur = (
+        0,
+        list[tokenize.TokenInfo](),
+    )  # depth at NEWLINE is the line's depth (INDENT/DEDENT precede it)
     for t in toks:
         if t.type == tokenize.INDENT:
             depth += 1

@@ -138,6 +138,8 @@ def test_loader_module_shipped_in_code_paths_is_medium(code_model, tmp_path):
     found = [f for f in r.findings if f.rule == "mlmodel.loader-module"]
     assert [(f.severity.name, f.evidence) for f in found] == [("MEDIUM", "my_loader")]
     assert "model's own code" in found[0].message
+    assert "(code/my_loader.py)" in found[0].message  # the file the code.* rules analysed
+    assert not [f for f in r.findings if f.rule == "mlmodel.missing-code"]
 
 
 def test_mlflow_modules_are_fine_anywhere(skops_model, tmp_path):
@@ -236,8 +238,28 @@ def test_transformers_remote_code(tmp_path, extra, key):
     text = TRANSFORMERS_MLMODEL.replace("  transformers:\n", "  transformers:\n" + extra)
     (tmp_path / "MLmodel").write_text(text)
     found = [f for f in scan(str(tmp_path)).findings if f.rule == "mlmodel.remote-code"]
-    assert [f.severity.name for f in found] == ["HIGH"]
+    # an unknown model_type needs custom code but does not name it: medium
+    assert [f.severity.name for f in found] == ["MEDIUM" if key == "model_type" else "HIGH"]
     assert f"`flavors.transformers.{key}`" in found[0].message
+
+
+@pytest.mark.parametrize("model_type", ["bert", "llama", "xlm-roberta"])
+def test_transformers_builtin_model_type_is_clean(tmp_path, model_type):
+    text = TRANSFORMERS_MLMODEL.replace(
+        "  transformers:\n", f"  transformers:\n    model_type: {model_type}\n"
+    )
+    (tmp_path / "MLmodel").write_text(text)
+    assert mlmodel_findings(scan(str(tmp_path))) == []
+
+
+def test_transformers_nested_trust_remote_code(tmp_path):
+    extra = "    model_config:\n      trust_remote_code: true\n"
+    (tmp_path / "MLmodel").write_text(
+        TRANSFORMERS_MLMODEL.replace("  transformers:\n", "  transformers:\n" + extra)
+    )
+    found = [f for f in scan(str(tmp_path)).findings if f.rule == "mlmodel.remote-code"]
+    assert [f.severity.name for f in found] == ["HIGH"]
+    assert "`flavors.transformers.model_config.trust_remote_code`" in found[0].message
 
 
 def test_keras_custom_objects(tmp_path):
