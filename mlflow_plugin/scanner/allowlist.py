@@ -6,7 +6,8 @@ A pickle can import any ``module.qualname`` and call it. This module judges each
    rebuild helpers, torch rebuild functions and dtypes, collections, datetime, MLflow's
    ``PythonModel`` bases, signatures and schema classes, …), a class matched by
    one of the narrow :data:`CLASS_RULES` (``sklearn.*`` estimator classes, ``torch.nn.modules.*``
-   layers, pandas array/index/dtype classes — CapWords names only, with denied sub-packages; plus
+   layers, pandas array/index/dtype classes, statsmodels models/results — CapWords names only, with
+   denied sub-packages; plus
    ``sklearn.metrics`` score functions), or an admin extension
    (:class:`~mlflow_plugin.scanner.context.Policy`).
 2. **Denied** — :data:`DENIED` lists modules, prefixes and exact names that execute code, reach the
@@ -588,6 +589,24 @@ CLASS_RULES: tuple[ClassRule, ...] = (
             "pandas._libs.testing",
             "pandas._libs.sas",
             "pandas._libs.window",
+        ),
+    ),
+    # statsmodels results as mlflow.statsmodels pickles them (model.statsmodels): the results wrapper,
+    # the results, the model and its data holder (RegressionResultsWrapper, OLSResults, OLS,
+    # base.data.ModelData; GLM families/links, tsa results…). Models only store endog/exog and options
+    # in __init__ and are rebuilt by NEWOBJ + BUILD; file readers, dataset loaders and the sandbox
+    # stay outside.
+    ClassRule(
+        "statsmodels.",
+        deny=(
+            "statsmodels.iolib",
+            "statsmodels.datasets",
+            "statsmodels.sandbox",
+            "statsmodels.tools",
+            "statsmodels.compat",
+            "statsmodels.graphics",
+            "statsmodels.api",
+            "statsmodels.formula",
         ),
     ),
     ClassRule("scipy.stats._continuous_distns.", lowercase_classes=("_gen",)),
