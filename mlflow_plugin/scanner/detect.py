@@ -6,6 +6,8 @@
 'zip'
 >>> detect(b"\\x93NUMPY\\x01\\x00", "x")
 'npy'
+>>> detect(b"id,email\\n1,a@example.com\\n", "data/train.csv"), detect(b"PAR1\\x15\\x04", "x")
+('dataset', 'dataset')
 """
 
 from __future__ import annotations
@@ -24,8 +26,51 @@ def detect(head: bytes, name: str = "") -> str:
     ``hdf5``, ``safetensors``, ``gguf``, ``pickle``, ``protobuf`` (ONNX / SavedModel by name
     or structure), ``python`` (``.py``/``.pyw`` text), ``requirements`` (``requirements*.txt``,
     ``conda.yaml``, ``environment.yml``, ``python_env.yaml`` text), ``mlmodel`` (text named
-    exactly ``MLmodel``), ``text``, ``json``,
+    exactly ``MLmodel``), ``dataset`` (see below), ``text``, ``json``,
     ``empty``, ``unknown``.
+
+    ``dataset`` is a tabular file sampled for PII: Parquet (``PAR1`` magic, whatever the name),
+    and CSV/TSV (``.csv``/``.tsv``) or JSON lines (``.jsonl``/``.ndjson``) whose content is text
+    (or, for CSV/TSV, has no NUL bytes or a UTF-16 BOM: other encodings). Only files that the content
+    rules call ``text``, ``json`` or ``unknown`` become datasets: a ``.csv`` that is a pickle, a
+    zip or anything else recognised stays that. :func:`content_format` tells what a dataset
+    would otherwise be; its scanner runs that format's checks too (secrets, hidden pickles).
+    Members of archives and compressed files (``data.zip!train.csv``, ``t.csv.gz!t.csv``) keep
+    their content format: only files of a kit or directory (and kit layer members) are sampled.
+
+    >>> detect(b"a,b\\n1,2\\n", "t.csv"), detect(b"(lp0\\nI1\\na.", "t.csv"), detect(b"a,b\\n", "t.txt")
+    ('dataset', 'pickle', 'text')
+    >>> detect(b"a,b\\n1,2\\n", "data.zip!t.csv")
+    'text'
+    """
+    fmt = content_format(head, name)
+    if fmt in ("text", "json", "unknown") and _is_dataset(head, name, fmt):
+        return "dataset"
+    return fmt
+
+
+_TABULAR_TEXT = (".csv", ".tsv")
+_JSON_LINES = (".jsonl", ".ndjson")
+
+
+def _is_dataset(head: bytes, name: str, fmt: str) -> bool:
+    if "!" in name:
+        return False  # a member of a zip/gzip/… inside the kit (OUTER!INNER): not sampled (yet)
+    base = _original_base(name).lower()
+    if head[:4] == b"PAR1":
+        return fmt in ("unknown", "text")  # magic, then thrift: text only when it is tiny
+    if base.endswith(_TABULAR_TEXT):
+        return fmt != "unknown" or b"\x00" not in head or head[:2] in (b"\xff\xfe", b"\xfe\xff")
+    if base.endswith(_JSON_LINES):
+        return fmt != "unknown"
+    return False
+
+
+def content_format(head: bytes, name: str = "") -> str:
+    """What :func:`detect` says without the ``dataset`` rule: the format's content alone.
+
+    >>> content_format(b"a,b\\n1,2\\n", "t.csv"), content_format(b"PAR1\\x15\\x00", "t.parquet")
+    ('text', 'unknown')
     """
     if not head:
         return "empty"
