@@ -7,9 +7,11 @@ Format scanners judge one file each; some questions need the others:
   and whose file defines the name. That file is analysed by the ``code.*`` rules, so the global is
   the kit's own code, not unknown. Denied globals (``os.system``) are never reclassified, nor
   globals of a module the kit shadows;
-- ``code.shadows-module`` (high): a shipped ``.py`` file that provides a module of the standard
-  library or of a library the allowlist trusts (``code/os.py``, ``code/numpy/__init__.py``): once
-  the code directory is on ``sys.path``, every import of that name runs the kit's file;
+- ``code.shadows-module``: a shipped ``.py`` file that provides a module of the standard library or
+  of a library the allowlist trusts (``code/os.py``, ``code/numpy/__init__.py``): once the code
+  directory is on ``sys.path``, every import of that name runs the kit's file. High in a model's
+  code directory (MLflow puts it on ``sys.path``) and for denied modules or ML libraries anywhere;
+  medium for other standard-library names in a kit's code layers;
 - ``mlmodel.missing-code``: an MLmodel ``loader_module`` (not an MLflow module) or
   ``model_code_path`` whose file is not in the model directory (high: MLflow would import whatever
   is installed under that name), or a ``code``/``code_paths`` entry that is absent (medium). When
@@ -43,6 +45,8 @@ from mlflow_plugin.scanner.context import ScanContext
 from mlflow_plugin.scanner.report import Finding, ScanReport, Severity
 
 FACTS_KEY = "kitwide.facts"
+# libraries a model's own pickle globals resolve into (shadowing them hijacks allowlisted globals)
+_LIBS = frozenset({"mlflow", "numpy", "scipy", "pandas", "sklearn", "torch", "joblib", "cloudpickle"})
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -80,12 +84,24 @@ def shadowable() -> frozenset[str]:
     >>> {"os", "pickle", "numpy", "mlflow"} <= shadowable(), "mypkg" in shadowable()
     (True, False)
     """
-    from mlflow_plugin.scanner.allowlist import ALLOWED_GLOBALS, DENIED
+    from mlflow_plugin.scanner.allowlist import ALLOWED_GLOBALS
 
-    names = set(sys.stdlib_module_names) | {"mlflow", "builtins", "__builtin__"}
-    names |= {k.split(".")[0] for k in DENIED}
+    names = set(sys.stdlib_module_names) | {"mlflow", "builtins", "__builtin__"} | dangerous_modules()
     names |= {g.split(".")[0] for g in ALLOWED_GLOBALS}
+    names.discard("test")  # CPython's own regression tests: nothing imports them
     return frozenset(n for n in names if _IDENT.match(n))
+
+
+@lru_cache(maxsize=1)
+def dangerous_modules() -> frozenset[str]:
+    """Top-level modules the pickle allowlist denies (``os``, ``subprocess``, ``pickle``…).
+
+    >>> "subprocess" in dangerous_modules(), "json" in dangerous_modules()
+    (True, False)
+    """
+    from mlflow_plugin.scanner.allowlist import DENIED
+
+    return frozenset(k.split(".")[0] for k in DENIED if _IDENT.match(k.split(".")[0]))
 
 
 @dataclass
@@ -144,16 +160,24 @@ class _Kit:
                     if _inside(cd, d) and cd not in m.code_dirs:
                         m.code_dirs.append(cd)
                 self.models.append(m)
-        self.models.sort(key=lambda m: -len(m.dir))  # innermost first
+        self.by_dir = {m.dir: m for m in sorted(self.models, key=lambda m: m.path, reverse=True)}
+        self.dirs = {posixpath.dirname(p) for p in self.files}  # every directory holding a file
+        for d in list(self.dirs):
+            while d:
+                d = posixpath.dirname(d)
+                self.dirs.add(d)
         self.modules: dict[str, list[_Module]] = {}
         for path in sorted(self.files):
             for mod in self._provides(path):
                 self.modules.setdefault(mod.name, []).append(mod)
 
     def model_of(self, path: str) -> _Model | None:
-        for m in self.models:
-            if _inside(path, m.dir):
-                return m
+        """The innermost MLflow model directory holding ``path`` (walks up: O(depth))."""
+        d = path
+        while d:
+            d = posixpath.dirname(d)
+            if d in self.by_dir:
+                return self.by_dir[d]
         return None
 
     def _provides(self, path: str) -> list[_Module]:
@@ -216,22 +240,25 @@ def apply_pass(report: ScanReport, facts: Iterable[dict[str, Any]]) -> None:
 
 
 def _shadows(kit: _Kit) -> None:
-    bad = shadowable()
+    bad, worst = shadowable(), dangerous_modules()
     for name in sorted(kit.modules):
         if "." in name or name not in bad:
             continue
         for mod in kit.modules[name]:
             if not mod.on_path:
                 continue
-            where = (
-                f"the model's code directory ({mod.model_dir or '.'}) is put on sys.path when MLflow loads it"
-                if mod.model_dir is not None
-                else "when its directory is on sys.path"
-            )
+            if mod.model_dir is not None:  # MLflow puts it on sys.path at load: certain
+                where = (
+                    f"MLflow puts the model's code directory on sys.path when loading {mod.model_dir or '.'}"
+                )
+                sev = Severity.HIGH
+            else:  # a code layer or source dir: shadows when that dir is on sys.path (python dir/x.py)
+                where = "when its directory is on sys.path (running a script there puts it first)"
+                sev = Severity.HIGH if name in worst or name in _LIBS else Severity.MEDIUM
             kit.report.add(
                 Finding(
                     mod.path,
-                    Severity.HIGH,
+                    sev,
                     "code.shadows-module",
                     f"{mod.path} provides the module `{name}`, shadowing the installed `{name}`: {where}, "
                     f"and every import of `{name}` in the process then runs this file; fix: rename it",
@@ -284,7 +311,7 @@ def _model_refs(kit: _Kit, m: _Model) -> None:
         kit.report.add(Finding(m.path, sev, "mlmodel.missing-code", f"MLmodel `{key}` {what}", ev))
 
     def has_dir(d: str) -> bool:
-        return any(_inside(p, d) and p != d for p in kit.files)
+        return d in kit.dirs
 
     for key, mod in fact.get("loaders") or []:
         rels = [mod.replace(".", "/") + ".py", mod.replace(".", "/") + "/__init__.py"]

@@ -9,15 +9,23 @@ import and call what it names. Nothing here is executed: the YAML is parsed with
   other module is high, medium when the model ships it in ``code``/``code_paths``;
 - ``mlmodel.unknown-flavor`` (info): a flavor MLflow does not know;
 - ``mlmodel.model-code`` (info): models from code — the file that runs at load;
-- ``mlmodel.path`` (high): ``data``/``model_path``/``code_paths``/... entries that are absolute,
-  contain ``..``, backslashes or control characters;
+- ``mlmodel.path`` (high): ``data``/``model_path``/``code_paths``/... entries and pyfunc
+  ``artifacts`` paths that are absolute, contain ``..``, backslashes or control characters;
+- ``mlmodel.remote-artifact`` (medium): a pyfunc ``artifacts`` path that is a URI (``s3://``,
+  ``https://``, ``runs:/``): the model's code gets the URI at load and fetches it unscanned (the
+  ``uri`` MLflow records beside ``path`` is provenance only, never fetched at load);
 - ``mlmodel.skops-trusted-type``: sklearn ``skops_trusted_types`` judged like pickle globals;
-- ``mlmodel.remote-code`` (high): transformers ``trust_remote_code``/``auto_map``/custom code;
+- ``mlmodel.remote-code``: transformers ``trust_remote_code``/``auto_map``/custom code (high), a
+  ``model_type`` transformers does not ship (medium); :func:`check_hf_config` applies the same to
+  ``config.json``/``tokenizer_config.json`` files;
 - ``mlmodel.custom-objects`` (medium): keras/tensorflow custom objects (their pickle is scanned
   separately);
 - ``mlmodel.malformed`` (low): not a YAML mapping.
 
-Secrets in the file are found by :func:`~mlflow_plugin.scanner.secrets.scan_text`.
+Secrets in the file are found by :func:`~mlflow_plugin.scanner.secrets.scan_text`. What the MLmodel
+references (loader modules, code directories, ``code_paths``, model code) is recorded for the
+whole-kit pass (:mod:`~mlflow_plugin.scanner.kitwide`), which checks those files are present
+(``mlmodel.missing-code``).
 """
 
 from __future__ import annotations

@@ -224,6 +224,21 @@ def test_os_py_in_code_shadows_and_dangerous_globals_stay(shipped, tmp_path):
     assert not [x for x in found if x[1] == "pickle.kit-code" and x[2] == "extra.pkl"]
 
 
+def test_shadowing_in_a_code_layer_outside_any_model(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "subprocess.py").write_text("X = 1\n")
+    (tmp_path / "src" / "calendar.py").write_text("X = 1\n")
+    (tmp_path / "src" / "mymodels.py").write_text("X = 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "json.py").write_text("X = 1\n")  # pkg.json: a package's own submodule
+    found = [x for x in rows(scan(str(tmp_path))) if x[1] == "code.shadows-module"]
+    assert found == [
+        ("HIGH", "code.shadows-module", "src/subprocess.py", "subprocess"),
+        ("MEDIUM", "code.shadows-module", "src/calendar.py", "calendar"),
+    ]
+
+
 def test_a_package_submodule_named_like_stdlib_does_not_shadow(shipped, tmp_path):
     d = copy_model(shipped, tmp_path / "model")
     (d / "code" / PKG / "json.py").write_text("X = 1\n")
