@@ -14,6 +14,7 @@ Files are scanned in parallel threads where it helps.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -365,10 +366,30 @@ def scan_kit(
     return ctx.report_obj
 
 
+@functools.cache
+def scanner_fingerprint() -> str:
+    """SHA-256 over the scanner's own source files: a cached layer result is valid only for the
+    exact scanner that produced it (a new rule or allowlist entry invalidates the cache even
+    when the package version did not change, as in a development install).
+
+    >>> len(scanner_fingerprint())
+    64
+    """
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            h.update(name.encode() + b"\0")
+            with open(os.path.join(here, name), "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
+
+
 class _LayerCache:
     """Scan results per layer digest (content-addressed, so a result is valid for exactly those bytes).
 
-    Keyed by digest, scanner version, policy and limits; ``MLFLOW_MODELKIT_SCAN_CACHE=0`` disables it.
+    Keyed by digest, scanner version and source fingerprint, policy and limits;
+    ``MLFLOW_MODELKIT_SCAN_CACHE=0`` disables it.
     Publishing a run whose layers were scanned before (re-publish, another tag) skips re-reading them.
     """
 
@@ -387,6 +408,7 @@ class _LayerCache:
         self.salt = json.dumps(
             [
                 __version__,
+                scanner_fingerprint(),
                 sorted(p.allow_globals),
                 sorted(p.allow_modules),
                 p.code_in_functions,
