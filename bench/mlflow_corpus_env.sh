@@ -31,7 +31,9 @@ log="$venv/install.log"
 # required: torch first (CPU wheel from disk), then mlflow and the anchor
 "${pip[@]}" torch==2.13.0 >>"$log" 2>&1
 "${pip[@]}" "mlflow>=3.17,<3.19" scikit-learn cloudpickle >>"$log" 2>&1
-"${pip[@]}" modelaudit >>"$log" 2>&1 || echo "anchor modelaudit not installed (see $log)" >&2
+# py-ubjson: modelaudit's scanner for xgboost .ubj (MLflow's default xgboost format) needs it, and
+# modelaudit does not declare it: without it every xgboost model is a scan error
+"${pip[@]}" modelaudit py-ubjson >>"$log" 2>&1 || echo "anchor modelaudit not installed (see $log)" >&2
 # flavors (optional, best effort)
 for pkg in skops xgboost lightgbm catboost statsmodels prophet transformers keras onnx onnxruntime \
     onnxscript; do
