@@ -105,3 +105,19 @@ def test_the_findings_runs_behave_as_documented(lab: dict[str, Any]) -> None:
     r = publish_run(runs["notebook-model"], "try-notebook", tracking_uri=uri, config=cfg)
     assert r.verdict.startswith("medium")
     assert any(f.rule == "pickle.embedded-code" and str(f.severity) == "medium" for f in r.scan.findings)
+
+
+def test_module_doctests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The docstring example of ``jupyter_ext.seed`` runs and leaves MLflow's tracking URI alone."""
+    import doctest
+
+    for var in (*ADMIN_ENV_VARS, "MLFLOW_TRACKING_URI", "MLFLOW_MODELKIT_KEY_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    before = mlflow.get_tracking_uri()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    out = io.StringIO()
+    for test in doctest.DocTestFinder().find(seed_module, seed_module.__name__):
+        runner.run(test, out=out.write)
+    assert runner.tries >= 3 and runner.failures == 0, out.getvalue()
+    assert mlflow.get_tracking_uri() == before

@@ -327,3 +327,21 @@ def test_verify_runs_in_a_thread(store: Store, published: PublishWidget) -> None
     gate.set()
     v.wait(60)
     assert v.result.ok and states and all(states) and not v.verify_button.disabled
+
+
+def test_module_doctests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The docstring examples of ``jupyter_ext.widgets`` run (isolated, as tests/test_doctests.py does)."""
+    import doctest
+    import io
+
+    import jupyter_ext.widgets as module
+
+    for var in (*ADMIN_ENV_VARS, "MLFLOW_TRACKING_URI", "MLFLOW_MODELKIT_KEY_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    out = io.StringIO()
+    tests = doctest.DocTestFinder().find(module, module.__name__)
+    for test in tests:
+        runner.run(test, out=out.write)
+    assert runner.tries >= 10 and runner.failures == 0, out.getvalue()
