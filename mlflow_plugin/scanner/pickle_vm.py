@@ -738,9 +738,13 @@ class PickleVM:
             self.sensitive_live = self.cp_live = True
         return g
 
-    def _call(self, func: Any, args: Any, kind: str, kwargs: Any = None) -> Call:
-        c = Call(func, args, kind, self.op_offset, kwargs)
+    def _call(self, func: Any, args: Any, kind: str, kwargs: Any = None) -> Any:
         tf = type(func)
+        if tf is Global and kind == "REDUCE" and _is_latin1_bytes(func, args):
+            # protocol 2 writes bytes as _codecs.encode(str, 'latin1'): fold it to the bytes it
+            # makes, so structures built from bytes (cloudpickle code objects) read as in protocol 3+
+            return args[0].encode("latin-1")
+        c = Call(func, args, kind, self.op_offset, kwargs)
         if self.cp_live:
             if self._structural(c):
                 return c
@@ -1984,6 +1988,17 @@ class _Embedded:
         if not q and self.code is not None:
             q = self.code.qualname or self.code.name
         return f"{self.module or '?'}.{q or '?'}"
+
+
+def _is_latin1_bytes(func: Global, args: Any) -> bool:
+    """``_codecs.encode(<str>, 'latin1')`` with a string that encodes (how protocol 2 stores bytes)."""
+    if func.module not in ("_codecs", "codecs") or func.name != "encode" or not func.verdict.allowed:
+        return False
+    if type(args) is not tuple or len(args) != 2 or type(args[0]) is not str:
+        return False
+    if args[1] not in ("latin1", "latin-1", "iso-8859-1"):
+        return False
+    return len(args[0]) <= 64 << 20 and max(args[0], default="\0") <= "\xff"
 
 
 def _code_from_args(args: Any) -> _Embedded | None:

@@ -385,3 +385,24 @@ def test_bare_code_object_is_high() -> None:
     )
     got = [f for f in findings(data) if f.rule == "pickle.embedded-code"]
     assert [f.severity for f in got] == [Severity.HIGH] and "bare code object" in got[0].message
+
+
+# ---------------------------------------------------------------------------------------------
+# protocol 2 (torch.save's default): bytes are written as _codecs.encode(str, 'latin1') calls
+
+
+def test_protocol_2_notebook_code_is_shown_not_feared():
+    """MLflow's pytorch flavor pickles a notebook nn.Module with protocol 2; its code objects hold
+    bytes as ``_codecs.encode`` calls. They must decode like protocol 3+ (one medium finding)."""
+    data = cloudpickle.dumps(_notebook_transformer_pipeline(), protocol=2)
+    assert b"_codecs" in data and b"encode" in data  # the sample really is protocol-2 shaped
+    fs = findings(data)
+    assert summary(fs) == [("MEDIUM", "pickle.embedded-code")], fs
+
+
+@pytest.mark.parametrize(("make", "evidence"), [(_evil_os_system, "os.system"), (_evil_exec_lambda, "exec")])
+def test_protocol_2_malicious_code_is_still_critical(make, evidence):
+    fs = findings(cloudpickle.dumps(make(), protocol=2))
+    emb = [f for f in fs if f.rule == "pickle.embedded-code"]
+    assert emb and all(f.severity == Severity.CRITICAL for f in emb), fs
+    assert evidence in emb[0].evidence
