@@ -105,7 +105,15 @@ class ModelKitHandler(APIHandler):
         self.finish(json.dumps(data, allow_nan=False))
 
     def query(self, name: str) -> str | None:
-        return self.get_query_argument(name, None)
+        """The raw last value of query argument ``name`` (tornado's accessors would silently
+        turn control characters into spaces; validation wants to see them)."""
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
+        try:
+            return values[-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(f"query argument {name} is not UTF-8") from None
 
     def body(self, allowed: set[str]) -> dict[str, Any]:
         data = validate.body_object(self.request.body or b"")

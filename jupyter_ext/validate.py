@@ -128,7 +128,7 @@ def repository(value: Any) -> str:
         loc = parse_location(v)
     except ModelKitError:
         raise BadInput("invalid repository: expected HOST[:PORT]/REPO or oci:DIR") from None
-    if getattr(loc, "tag", None) or getattr(loc, "digest", None):
+    if loc.reference:
         raise BadInput("repository must not carry a tag or digest: expected HOST[:PORT]/REPO or oci:DIR")
     return v
 
@@ -146,7 +146,7 @@ def reference(value: Any) -> str:
         raise BadInput(
             "invalid reference: expected HOST[:PORT]/REPO:TAG, …@sha256:… or oci:DIR:TAG"
         ) from None
-    if not (getattr(loc, "tag", None) or getattr(loc, "digest", None)):
+    if not loc.reference:
         raise BadInput("reference needs a tag or a digest: HOST/REPO:TAG or oci:DIR:TAG")
     return v
 

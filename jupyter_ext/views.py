@@ -132,8 +132,15 @@ def runs(
     return {
         "runs": rows,
         "columns": [*map(str, frame.columns), "run_url"],
-        "next_page_token": page.next_page_token,
+        "next_page_token": _token(page.next_page_token),
     }
+
+
+def _token(token: str | bytes | None) -> str | None:
+    """MLflow's page token as text (the SQL store hands out bytes)."""
+    if isinstance(token, bytes):
+        return token.decode("ascii")
+    return token or None
 
 
 def _is_redacted(name: str, patterns: list[str]) -> bool:
