@@ -81,7 +81,8 @@ KERAS_JSON_LIMIT = 16 << 20
 
 def scan_json_document(ctx: ScanContext, path: str, stream: IO[bytes], size: int) -> None:
     """JSON: secrets; a transformers ``config.json``/``tokenizer_config.json``: custom code it would
-    run (``auto_map``, ``trust_remote_code``); a Keras model config (``model.to_json()``): Lambda layers."""
+    run (``auto_map``, ``trust_remote_code``); a skops ``schema.json``: the types it builds; a Keras
+    model config (``model.to_json()``): Lambda layers."""
     from mlflow_plugin.scanner import secrets
 
     start = stream.tell() if is_seekable(stream) else None
@@ -94,6 +95,10 @@ def scan_json_document(ctx: ScanContext, path: str, stream: IO[bytes], size: int
         from mlflow_plugin.scanner.mlmodel_scan import check_hf_config
 
         check_hf_config(ctx, path, data)
+    from mlflow_plugin.scanner.skops_scan import check_skops_schema, looks_like_skops_schema
+
+    if looks_like_skops_schema(path, data):
+        check_skops_schema(ctx, path, data)
     if b'"class_name"' in data and b'"config"' in data:
         from mlflow_plugin.scanner.keras_scan import check_keras_config_bytes
 

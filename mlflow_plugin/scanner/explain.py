@@ -325,6 +325,16 @@ RULES: dict[str, tuple[str, str, str]] = {
         ON_LOAD,
         "remove it from skops_trusted_types and re-save with scikit-learn types only",
     ),
+    "skops.unsafe-type": (
+        "the skops file asks the loader to build a function or type that runs commands or code",
+        ON_LOAD,
+        "do not load this file; re-save the model with skops from trusted code",
+    ),
+    "skops.unknown-type": (
+        "the skops file needs a type outside the allowlist; skops builds it only if it is trusted",
+        ON_LOAD,
+        "if the type is yours, ship its module in code_paths or add it to `[scan] allow_globals`",
+    ),
     "mlmodel.path": (
         "an MLmodel path points outside the model directory, so MLflow would read another file at load",
         ON_LOAD,

@@ -14,7 +14,7 @@ import and call what it names. Nothing here is executed: the YAML is parsed with
 - ``mlmodel.remote-artifact`` (medium): a pyfunc ``artifacts`` path that is a URI (``s3://``,
   ``https://``, ``runs:/``): the model's code gets the URI at load and fetches it unscanned (the
   ``uri`` MLflow records beside ``path`` is provenance only, never fetched at load);
-- ``mlmodel.skops-trusted-type``: sklearn ``skops_trusted_types`` judged like pickle globals;
+- ``mlmodel.skops-trusted-type``: any flavor's ``skops_trusted_types`` judged like pickle globals;
 - ``mlmodel.remote-code``: transformers ``trust_remote_code``/``auto_map``/custom code (high), a
   ``model_type`` transformers does not ship (medium); :func:`check_hf_config` applies the same to
   ``config.json``/``tokenizer_config.json`` files;
@@ -174,8 +174,8 @@ class _Checker:
                     self._code_facts(f"flavors.{name}.{key}", val)
             if name == "python_function" and fl.get("artifacts") is not None:
                 self._artifacts(fl.get("artifacts"))
-            if name == "sklearn":
-                self._skops(fl)
+            if fl.get("skops_trusted_types") is not None:  # sklearn, and lightgbm/xgboost sklearn classes
+                self._skops(name, fl)
             if name in ("transformers", "sentence_transformers"):
                 self._transformers(name, fl)
             if name in ("keras", "tensorflow", "tensorflow.keras", "keras_core"):
@@ -323,7 +323,7 @@ class _Checker:
                 )
 
     # --- skops
-    def _skops(self, fl: Mapping[str, Any]) -> None:
+    def _skops(self, flavor: str, fl: Mapping[str, Any]) -> None:
         from mlflow_plugin.scanner.allowlist import judge
 
         types = _strings(fl.get("skops_trusted_types"))
@@ -345,7 +345,7 @@ class _Checker:
             self.report(
                 sev,
                 "mlmodel.skops-trusted-type",
-                f"MLmodel `flavors.sklearn.skops_trusted_types` trusts `{t}`: skops would create or call "
+                f"MLmodel `flavors.{flavor}.skops_trusted_types` trusts `{t}`: skops would create or call "
                 f"it while loading the model ({v.reason}); remove it, re-save with scikit-learn types only",
                 t,
             )
