@@ -28,13 +28,10 @@ def scan_run(tracking_uri: str, run_id: str) -> Work:
             report = scan(reference, progress=progress)
         except NotFoundError:
             raise JobFailed(f"run {run_id} has no draft kit yet: it has logged no artifact") from None
-        return {"reference": reference, "report": report.to_json(), "verdict": _verdict(report)}
+        result: dict[str, Any] = report.to_json()  # its "target" is the draft's reference
+        return result
 
     return work
-
-
-def _verdict(report: Any) -> str:
-    return "clean" if not report.findings else f"{report.max_severity} ({len(report.findings)} findings)"
 
 
 def publish(

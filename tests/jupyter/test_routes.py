@@ -283,11 +283,12 @@ async def test_scan_job(jp_fetch: Fetch, world: World) -> None:
     evil = await start(jp_fetch, f"runs/{world.evil_run}/scan", {"tracking_uri": world.uri})
     job, _ = await wait_job(jp_fetch, clean["id"])
     assert job["state"] == "done" and job["kind"] == "scan", job
-    assert job["result"]["report"]["summary"]["max_severity"] in (None, "info", "low")
+    assert job["result"]["target"].startswith(f"oci:{world.home}/kits/local:run-{world.local_run}@sha256:")
+    assert job["result"]["summary"]["max_severity"] in (None, "info", "low")
     assert job["stages"] == ["scan"]
     job, _ = await wait_job(jp_fetch, evil["id"])
     assert job["state"] == "done", job
-    report = job["result"]["report"]
+    report = job["result"]
     assert report["summary"]["max_severity"] == "critical"
     assert any(f["path"] == "model/model.pkl" and f["severity"] == "critical" for f in report["findings"])
     # a run without a draft: the job fails in one line
