@@ -6,7 +6,8 @@ TensorFlow's ``saved_model.proto`` / ``meta_graph.proto`` / ``graph.proto`` / ``
 window cache; large byte fields (weights) are skipped, never copied.
 
 - ONNX: tensors whose ``external_data`` ``location`` is absolute or leaves the model directory
-  (HIGH ``onnx.external-data``), custom operator domains (INFO/LOW ``onnx.custom-domain``).
+  (HIGH ``onnx.external-data``), custom operator domains (``onnx.custom-domain``: INFO for
+  runtime contrib domains, HIGH for unknown ones, which need a native library from outside).
 - SavedModel / frozen GraphDef: operators with file, network or Python access, in the main
   graph, in every library function, and in graphs serialised inside string constants or
   attributes (the ``DatasetFromGraph`` nesting that hides ops from other scanners); Keras
@@ -459,11 +460,15 @@ class _State:
         custom = sorted(d for d in self.domains if d not in _ONNX_STD_DOMAINS)
         for d in custom:
             known = d.startswith(_ONNX_KNOWN_DOMAINS)
+            # an unknown domain loads only once a native custom-operator library from outside the kit
+            # is registered, and that library then runs with attributes the model chose: high (a
+            # publisher who knows the library may accept it); runtime contrib domains are info
             self.ctx.report(
                 self.path,
-                Severity.INFO if known else Severity.LOW,
+                Severity.INFO if known else Severity.HIGH,
                 "onnx.custom-domain",
-                "operators from a non-standard domain need a custom operator library (native code) to run"
+                "operators from a non-standard domain need a custom operator library (native code from "
+                "outside the model) to load and run"
                 if not known
                 else "operators from a runtime contrib domain",
                 f"{d[:100]} ({self.domains[d]} nodes)",

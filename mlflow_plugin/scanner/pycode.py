@@ -68,7 +68,7 @@ _CATS = {
     ),
     "native": (
         "code.native",
-        "calls native code through ctypes/cffi",
+        "loads or calls native code (ctypes, cffi, torch custom-operator libraries)",
         "remove it or ship a reviewed package",
     ),
     "remote": (
@@ -151,6 +151,14 @@ for _n in [
     "shelve.open",
 ]:
     _EXACT[_n] = "deserialize"
+for _n in [  # native libraries loaded into the process (TorchScript archives carry such code too)
+    "torch.ops.load_library",
+    "torch.classes.load_library",
+    "torch.utils.cpp_extension.load",
+    "torch.utils.cpp_extension.load_inline",
+    "importlib.machinery.ExtensionFileLoader",
+]:
+    _EXACT[_n] = "native"
 # any call under these modules
 _PREFIX = {
     "subprocess": "shell",

@@ -417,3 +417,24 @@ def test_python_inside_an_archive_is_analysed(tmp_path):
     shell = one(r, "code.shell")
     assert shell.path.endswith("!model/code/helper.py") and shell.severity == Severity.CRITICAL
     assert one(r, "env.typosquat").path.endswith("!model/requirements.txt")
+
+
+def test_torch_custom_operator_library_is_native_code(tmp_path):
+    """TorchScript archives carry code (``code/__torch__.py``); a function loading a native library
+    there is high even if nothing calls it yet (``torch.ops.load_library`` runs arbitrary native code)."""
+    from mlflow_plugin.scanner.api import scan_file
+
+    f = tmp_path / "__torch__.py"
+    f.write_text(
+        "class TinyNet(Module):\n"
+        "  def forward(self, x: Tensor) -> Tensor:\n"
+        "    return torch.relu(x)\n\n"
+        "def _hook(x):\n"
+        "  torch.ops.load_library('/tmp/libevil.so')\n"
+        "  return x\n"
+    )
+    r = scan_file(str(f))
+    hits = [x for x in r.findings if x.rule == "code.native"]
+    assert hits and hits[0].severity >= Severity.HIGH and "torch.ops.load_library" in hits[0].message
+    f.write_text("class TinyNet(Module):\n  def forward(self, x):\n    return torch.relu(x)\n")
+    assert scan_file(str(f)).findings == []
