@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import re
 import threading
 import time
 import traceback
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 Work = Callable[[Progress], dict[str, Any]]
 STATES = ("queued", "running", "done", "failed")
+_UNREACHABLE = re.compile(r"API request to (\S+?)/api/\S* failed with exception")
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 
 
 class Busy(Exception):
@@ -221,14 +224,24 @@ def describe_error(e: BaseException, what: str, secrets: Iterable[str | bytes] =
     else a generic line naming ``what`` (the redacted traceback goes to the log at DEBUG)."""
     import sys
 
-    from mlflow_plugin.errors import ModelKitError
+    from mlflow_plugin import ModelKitError
 
     secrets = tuple(secrets)
     if isinstance(e, ModelKitError):
         return one_line(str(e), secrets)
     mlflow_exc = sys.modules.get("mlflow.exceptions")
     if mlflow_exc is not None and isinstance(e, mlflow_exc.MlflowException):
-        first = (e.message.strip().splitlines() or [str(e.error_code)])[0]
+        message = e.message.strip()
+        down = _UNREACHABLE.search(message)
+        if down:
+            errno_text = _ERRNO.search(message)
+            reason = errno_text.group(0) if errno_text else "no answer"
+            return one_line(
+                f"the tracking server {down.group(1)} is unreachable ({reason}): is it running? "
+                "check the tracking URI (panel settings or MLFLOW_TRACKING_URI)",
+                secrets,
+            )
+        first = (message.splitlines() or [str(e.error_code)])[0]
         return one_line(f"MLflow: {first}", secrets)
     if log.isEnabledFor(logging.DEBUG):
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))

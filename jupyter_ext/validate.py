@@ -99,7 +99,7 @@ def name(value: Any, what: str) -> str:
 
 
 def tag(value: Any) -> str:
-    from mlflow_plugin.errors import ModelKitError
+    from mlflow_plugin import ModelKitError
     from mlflow_plugin.storage.reference import check_tag
 
     v = _text(value, "tag", 128)
@@ -119,7 +119,7 @@ def _no_traversal(path: str, what: str) -> None:
 
 def repository(value: Any) -> str:
     """``HOST/REPO`` or ``oci:DIR`` (no tag, no digest): checked with the reference parser."""
-    from mlflow_plugin.errors import ModelKitError
+    from mlflow_plugin import ModelKitError
     from mlflow_plugin.storage.reference import parse_location
 
     v = _text(value, "repository", MAX_PATH)
@@ -135,7 +135,7 @@ def repository(value: Any) -> str:
 
 def reference(value: Any) -> str:
     """A kit reference ``HOST/REPO:TAG``, ``HOST/REPO@sha256:…``, ``oci:DIR:TAG`` or ``oci:DIR@sha256:…``."""
-    from mlflow_plugin.errors import ModelKitError
+    from mlflow_plugin import ModelKitError
     from mlflow_plugin.storage.reference import parse_location
 
     v = _text(value, "reference", MAX_PATH)

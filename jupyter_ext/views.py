@@ -227,8 +227,7 @@ def run_detail(tracking_uri: str, run_id: str) -> dict[str, Any]:
 
 
 def _draft(reference: str | None) -> dict[str, Any] | None:
-    from mlflow_plugin import NotFoundError, inspect
-    from mlflow_plugin.errors import ModelKitError
+    from mlflow_plugin import ModelKitError, NotFoundError, inspect
     from mlflow_plugin.kit.fileindex import layer_path, parse_file_index
 
     if reference is None:

@@ -93,6 +93,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) ->
             mlflow.log_params({"C": "0.5", "db_password": PARAM_SECRET})
             mlflow.log_metric("auc", 0.91)
             mlflow.set_tag("mlflow.source.git.commit", "c0ffee" * 6 + "abcd")
+            mlflow.set_tag("hf_token", PARAM_SECRET)
             mlflow.log_input(
                 mlflow.data.from_numpy(np.arange(6).reshape(3, 2), name="train"), context="training"
             )
@@ -253,6 +254,7 @@ async def test_run_detail(jp_fetch: Fetch, world: World) -> None:
     assert RFC3339.match(run["start_time"]) and RFC3339.match(run["end_time"])
     assert run["params"] == {"C": "0.5", "db_password": "[redacted]"}
     assert run["metrics"] == {"auc": 0.91} and run["run_url"] is None
+    assert run["tags"]["hf_token"] == "[redacted]" and run["tags"]["mlflow.runName"] == "baseline"
     assert PARAM_SECRET not in json.dumps(d)
 
     draft = d["draft"]
@@ -295,6 +297,48 @@ async def test_scan_job(jp_fetch: Fetch, world: World) -> None:
     bare = await start(jp_fetch, f"runs/{world.bare_run}/scan", {})
     job, _ = await wait_job(jp_fetch, bare["id"])
     assert job["state"] == "failed" and "no draft kit" in job["error"] and "\n" not in job["error"]
+
+
+async def test_unreachable_tracking_server_is_one_line(
+    jp_fetch: Fetch, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    down = {"tracking_uri": "http://127.0.0.1:9"}  # nothing listens on port 9
+    for parts, params in ((("experiments",), {}), (("runs",), {"experiment": "x"}), (("runs", RUN), {})):
+        code, payload = await call(jp_fetch, "GET", *parts, params={**down, **params})
+        line = assert_error(code, payload, 500)
+        assert line.startswith("the tracking server http://127.0.0.1:9 is unreachable ([Errno 111] "), line
+
+
+def test_module_examples() -> None:
+    """The docstring examples of the server side of jupyter_ext run and pass."""
+    import doctest
+    import importlib
+
+    for name in (
+        "jupyter_ext",
+        "jupyter_ext.validate",
+        "jupyter_ext.safe",
+        "jupyter_ext.jobs",
+        "jupyter_ext.views",
+    ):
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0, name
+
+
+def test_import_is_light() -> None:
+    """Importing jupyter_ext (and its routes) loads neither ipywidgets, MLflow nor pandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jupyter_ext, jupyter_ext.handlers; "
+        "print(sorted(m for m in ('ipywidgets', 'mlflow', 'pandas') if m in sys.modules))"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "[]"
 
 
 # ---- publish, verify, kits ----------------------------------------------------------------------
@@ -380,7 +424,11 @@ async def test_publish_wrong_passphrase_and_unreachable_registry(jp_fetch: Fetch
     body = publish_body(world, world.local_run, "v1", repository="127.0.0.1:9/jupyter/nowhere")
     job, _ = await wait_job(jp_fetch, (await start(jp_fetch, "publish", body))["id"])
     assert job["state"] == "failed", job
-    assert "127.0.0.1:9" in job["error"] and "\n" not in job["error"] and "Traceback" not in job["error"]
+    assert (
+        "cannot reach registry 127.0.0.1:9" in job["error"]
+        and "\n" not in job["error"]
+        and "Traceback" not in job["error"]
+    )
 
 
 async def test_publishes_at_once_and_409_for_the_same_run(jp_fetch: Fetch, world: World) -> None:
@@ -536,6 +584,7 @@ async def test_secrets_never_leave_the_server(
     job, _ = await wait_job(jp_fetch, denied["id"])
     bodies.append(json.dumps(job))
     assert job["state"] == "failed" and "\n" not in job["error"]
+    assert "rejected the credentials" in job["error"]
     monkeypatch.setenv("MLFLOW_MODELKIT_REGISTRY_PASSWORD", auth_registry.password)
 
     settings = await get("settings")
