@@ -341,6 +341,51 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_job_manager_bounds_busy_and_secrets() -> None:
+    """The job table is bounded, ``exclusive`` refuses a second job of the same run while the first
+    is queued or running, and a secret given to a job is neither on the job nor in its error."""
+    import threading
+
+    from jupyter_ext.jobs import Busy, JobManager
+    from mlflow_plugin import ModelKitError
+
+    jobs = JobManager(max_workers=1, keep=2)
+    gate = threading.Event()
+
+    def blocked(progress: Any) -> dict[str, Any]:
+        progress("wait", 0, 1)
+        gate.wait(30)
+        return {}
+
+    first = jobs.submit("publish", blocked, exclusive="r1")
+    queued = jobs.submit("publish", lambda p: {}, exclusive="r2")
+    with pytest.raises(Busy):
+        jobs.submit("publish", lambda p: {}, exclusive="r1")
+    with pytest.raises(Busy):
+        jobs.submit("publish", lambda p: {}, exclusive="r2")  # queued counts too
+    gate.set()
+    assert jobs.wait(first.id, 30).state == "done" and jobs.wait(queued.id, 30).state == "done"
+    jobs.submit("publish", lambda p: {}, exclusive="r1")  # released
+
+    secret = b"s3cret-passphrase-in-a-closure"
+
+    def leaky(progress: Any) -> dict[str, Any]:
+        raise ValueError(f"bad key {secret.decode()} at https://bob:pw123@registry.example.com/x")
+
+    def chatty(progress: Any) -> dict[str, Any]:
+        raise ModelKitError(f"cannot use {secret.decode()} for https://bob:pw123@registry.example.com")
+
+    failed = jobs.wait(jobs.submit("publish", leaky, secrets=[secret]).id, 30)
+    assert failed.state == "failed" and failed.error is not None
+    assert "failed unexpectedly (ValueError)" in failed.error
+    assert secret.decode() not in repr(vars(failed)) and "pw123" not in repr(vars(failed))
+    failed = jobs.wait(jobs.submit("publish", chatty, secrets=[secret]).id, 30)
+    assert failed.error == "cannot use *** for https://***@registry.example.com"
+    assert len(jobs.list()) == 2  # keep=2
+    assert jobs.get(first.id) is None  # the oldest finished job was dropped
+    jobs.shutdown()
+
+
 # ---- publish, verify, kits ----------------------------------------------------------------------
 async def test_publish_verify_and_kits(jp_fetch: Fetch, world: World) -> None:
     run_id = world.reg_runs[0]
