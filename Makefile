@@ -6,13 +6,34 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 SYSTEM_PKGS := docker-registry skopeo apache2-utils zstd
 
-.PHONY: demo test lint conformance bench system-deps venv clean
+# jlpm (yarn 3) comes with jupyterlab's jupyter-builder; package.json's scripts call `jlpm` again,
+# so the venv's bin goes first on PATH for them
+JLPM := PATH="$(abspath $(VENV))/bin:$$PATH" jlpm
 
-$(VENV)/.installed: pyproject.toml
+.PHONY: demo test lint conformance bench system-deps venv clean frontend node-check
+
+## node-check: the front end (frontend/) is built by the wheel's build hook and needs node >= 20
+node-check:
+	@command -v node >/dev/null || { echo "node >= 20 is required to build the JupyterLab front end (apt-get install nodejs npm)"; exit 1; }
+	@command -v npm >/dev/null || { echo "npm is required to build the JupyterLab front end"; exit 1; }
+	@major=$$(node -p 'process.versions.node.split(".")[0]'); \
+	if [ "$$major" -lt 20 ]; then echo "node >= 20 is required (found $$(node --version))"; exit 1; fi
+
+# `pip install -e` runs the hatch jupyter-builder hook: `jlpm install` + `jlpm build` in frontend/
+# unless jupyter_ext/labextension is already built (then `make frontend` rebuilds it).
+$(VENV)/.installed: pyproject.toml frontend/package.json frontend/yarn.lock | node-check
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
 	@touch $@
+
+venv: $(VENV)/.installed
+
+## frontend: install the JS dependencies and build the labextension (dev build) into jupyter_ext/labextension
+frontend: venv
+	cd frontend && $(JLPM) install && $(JLPM) build
+
+# lab: (placeholder: the lead adds a target that starts JupyterLab with the panel)
 
 venv: $(VENV)/.installed
 
@@ -37,11 +58,15 @@ system-deps:
 	fi
 
 lint: venv
-	$(VENV)/bin/ruff check mlflow_plugin tests bench
+	$(VENV)/bin/ruff check mlflow_plugin jupyter_ext tests bench
 	$(VENV)/bin/mypy --cache-dir $(VENV)/.mypy_cache  # the public API's modules: [tool.mypy] files
+	@if [ -d frontend/node_modules ]; then \
+	  cd frontend && $(JLPM) lint:check; \
+	else echo "frontend/node_modules missing: skipping the front end's lint (make frontend)"; fi
 
 ## test: create .venv, install test extras and system packages, run lint and all tests
 test: venv system-deps lint
+	cd frontend && $(JLPM) install --immutable >/dev/null && $(JLPM) test --silent
 	@set +e; $(VENV)/bin/pytest -q -rs $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -54,4 +79,5 @@ bench: venv system-deps
 	$(PY) bench/artifact_store.py --size-mb $${SIZE_MB:-2048}
 
 clean:
-	rm -rf $(VENV) demo-out bench/out *.egg-info
+	rm -rf $(VENV) demo-out bench/out *.egg-info frontend/node_modules frontend/lib frontend/.yarn \
+	  frontend/tsconfig.tsbuildinfo jupyter_ext/labextension

@@ -272,8 +272,16 @@ def test_import_is_light() -> None:
 
 
 def test_py_typed_ships() -> None:
+    """hatchling ships every package file that git does not ignore and no ``exclude`` drops; the
+    built wheel is checked by tests/jupyter/test_wheel.py."""
     assert (ROOT / "mlflow_plugin" / "py.typed").is_file()
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "py.typed" in cfg["tool"]["setuptools"]["package-data"]["mlflow_plugin"]
+    wheel = cfg["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert "mlflow_plugin" in wheel["packages"]
+    excludes = wheel.get("exclude", []) + cfg["tool"]["hatch"]["build"].get("exclude", [])
+    assert not any("py.typed" in x for x in excludes)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "mlflow_plugin/py.typed"], cwd=ROOT)
+    # 0: ignored (hatchling would leave it out); 128: not a git checkout (an unpacked sdist)
+    assert ignored.returncode in (1, 128), "mlflow_plugin/py.typed is gitignored"
     typed = set(cfg["tool"]["mypy"]["files"])
     assert {"mlflow_plugin/__init__.py", "mlflow_plugin/api.py", "mlflow_plugin/harden/catalog.py"} <= typed
