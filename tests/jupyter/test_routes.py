@@ -540,10 +540,18 @@ HOSTILE_GET: list[tuple[tuple[str, ...], dict[str, str], int]] = [
 
 @pytest.mark.parametrize(("parts", "params", "status"), HOSTILE_GET)
 async def test_hostile_get(
-    jp_fetch: Fetch, world: World, parts: tuple[str, ...], params: dict[str, str], status: int
+    jp_fetch: Fetch,
+    world: World,
+    caplog: pytest.LogCaptureFixture,
+    parts: tuple[str, ...],
+    params: dict[str, str],
+    status: int,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     code, payload = await call(jp_fetch, "GET", *parts, params=params)
     assert_error(code, payload, status)
+    # a tracking URI with credentials is scrubbed from the request log like a token
+    assert "bob:pw" not in caplog.text and "bob%3Apw" not in caplog.text
 
 
 def _hostile_posts(world: World) -> list[tuple[str, Any, int]]:
