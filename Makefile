@@ -29,9 +29,11 @@ $(VENV)/.installed: pyproject.toml frontend/package.json frontend/yarn.lock | no
 
 venv: $(VENV)/.installed
 
-## frontend: install the JS dependencies and build the labextension (dev build) into jupyter_ext/labextension
+## frontend: install the JS dependencies, build the labextension (dev build) into jupyter_ext/labextension
+## and link it into the venv (an editable install copied it), so a rebuild shows after a browser reload
 frontend: venv
 	cd frontend && $(JLPM) install && $(JLPM) build
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
 
 # lab: (placeholder: the lead adds a target that starts JupyterLab with the panel)
 

@@ -188,3 +188,28 @@ export function flattenRows(
   walk(value, '');
   return out;
 }
+
+/**
+ * The kit repository behind an experiment's artifact location: `modelkit:///srv/kits/x` →
+ * `oci:/srv/kits/x`, `modelkit://HOST/team/x` → `HOST/team/x` (MLflow's `modelkit:/x` form too);
+ * anything else (not a ModelKit store) → ''.
+ */
+export function repositoryFromLocation(
+  location: string | null | undefined
+): string {
+  if (!location) {
+    return '';
+  }
+  let uri = location.trim().split('#')[0].split('?')[0];
+  if (/^modelkit:\/[^/]/.test(uri)) {
+    uri = `modelkit://${uri.slice('modelkit:'.length)}`;
+  }
+  if (!uri.startsWith('modelkit://')) {
+    return '';
+  }
+  const body = uri.slice('modelkit://'.length).replace(/\/+$/, '');
+  if (!body || body === '/') {
+    return '';
+  }
+  return body.startsWith('/') ? `oci:${body}` : body;
+}

@@ -1,6 +1,7 @@
 /** Shared state between the commands (index.ts) and the panel's React tree. */
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { repositoryFromLocation } from './format';
 import { ModelKitsAPI } from './request';
 import { DEFAULT_SETTINGS, IExperiment, IPanelSettings } from './types';
 
@@ -84,8 +85,7 @@ export class PanelModel {
   defaultRepository(): string {
     return (
       this._settings.defaultRepository ||
-      this._experiment?.artifact_location ||
-      ''
+      repositoryFromLocation(this._experiment?.artifact_location)
     );
   }
 

@@ -7,6 +7,7 @@ import {
   oneLine,
   parseAccept,
   pinnedReference,
+  repositoryFromLocation,
   shortDigest
 } from '../format';
 
@@ -133,4 +134,23 @@ describe('flattenRows', () => {
     expect(flattenRows({ s: 'y'.repeat(1000) }, 10, 20)[0][1]).toHaveLength(20);
     expect(flattenRows('plain')).toEqual([['(value)', 'plain']]);
   });
+});
+
+describe('repositoryFromLocation', () => {
+  it.each([
+    ['modelkit:///srv/kits/fraud', 'oci:/srv/kits/fraud'],
+    ['modelkit:/srv/kits/fraud/', 'oci:/srv/kits/fraud'],
+    [
+      'modelkit://registry.example:5000/team/fraud',
+      'registry.example:5000/team/fraud'
+    ],
+    [
+      'modelkit://registry.example/team/fraud?x=1',
+      'registry.example/team/fraud'
+    ],
+    ['s3://bucket/mlruns', ''],
+    ['/local/mlruns', ''],
+    ['modelkit://', ''],
+    [null, '']
+  ])('%p → %p', (loc, repo) => expect(repositoryFromLocation(loc)).toBe(repo));
 });

@@ -210,7 +210,7 @@ export function RunDetail(props: {
           <div className="jp-ModelKits-toolbar">
             <Button
               small
-              disabled={scanning || !detail.draft}
+              disabled={scanning}
               data-testid="mk-scan-button"
               onClick={scan}
             >

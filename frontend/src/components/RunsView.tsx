@@ -28,7 +28,16 @@ function columnsFor(metrics: string[], params: string[]): IColumn[] {
       key: 'run_name',
       label: 'run',
       render: r => (
-        <span title={r.run_id}>{r.run_name || r.run_id.slice(0, 8)}</span>
+        <>
+          <div className="jp-ModelKits-runName" title={r.run_id}>
+            {r.run_name || r.run_id.slice(0, 8)}
+          </div>
+          <div className="jp-ModelKits-badges">
+            {runBadges(r).map(b => (
+              <Badge key={b.kind} badge={b} />
+            ))}
+          </div>
+        </>
       )
     },
     { key: 'status', label: 'status', render: r => formatValue(r.status) },
@@ -46,18 +55,7 @@ function columnsFor(metrics: string[], params: string[]): IColumn[] {
       key: `params.${p}`,
       label: p,
       render: (r: IRunRow) => formatValue(r[`params.${p}`])
-    })),
-    {
-      key: 'kit',
-      label: 'kit',
-      render: r => (
-        <span className="jp-ModelKits-badges">
-          {runBadges(r).map(b => (
-            <Badge key={b.kind} badge={b} />
-          ))}
-        </span>
-      )
-    }
+    }))
   ];
 }
 

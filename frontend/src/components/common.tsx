@@ -15,7 +15,9 @@ export function ErrorBanner(props: {
   }
   return (
     <div className="jp-ModelKits-error" role="alert" data-testid="mk-error">
-      <span className="jp-ModelKits-errorText">{props.error}</span>
+      <span className="jp-ModelKits-errorText" title={props.error}>
+        {props.error}
+      </span>
       {props.onDismiss && (
         <button
           className="jp-ModelKits-linkButton"
@@ -110,49 +112,53 @@ export function FindingsTable(props: {
     );
   }
   return (
-    <table
-      className="jp-ModelKits-table"
-      data-testid={props.testid ?? 'mk-findings'}
-    >
-      <thead>
-        <tr>
-          <th>severity</th>
-          <th>rule</th>
-          <th>path</th>
-          <th>message</th>
-        </tr>
-      </thead>
-      <tbody>
-        {rows.map((f, i) => (
-          <React.Fragment key={i}>
-            <tr data-testid="mk-finding-row" data-severity={f.severity}>
-              <td>
-                <span
-                  className={`jp-ModelKits-sev jp-ModelKits-sev-${f.severity}`}
-                >
-                  {f.severity}
-                </span>
-                {f.accepted !== undefined && f.accepted !== null
-                  ? ' (accepted)'
-                  : ''}
-              </td>
-              <td className="jp-ModelKits-mono">{f.rule}</td>
-              <td className="jp-ModelKits-mono jp-ModelKits-wrap">{f.path}</td>
-              <td className="jp-ModelKits-wrap">{f.message}</td>
-            </tr>
-            {f.explanation && (f.explanation.what || f.explanation.fix) && (
-              <tr className="jp-ModelKits-explanation">
-                <td colSpan={4}>
-                  {f.explanation.what}
-                  {f.explanation.when ? ` (${f.explanation.when})` : ''}
-                  {f.explanation.fix ? ` Fix: ${f.explanation.fix}` : ''}
+    <div className="jp-ModelKits-tableWrap">
+      <table
+        className="jp-ModelKits-table"
+        data-testid={props.testid ?? 'mk-findings'}
+      >
+        <thead>
+          <tr>
+            <th>severity</th>
+            <th>rule</th>
+            <th>path</th>
+            <th>message</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((f, i) => (
+            <React.Fragment key={i}>
+              <tr data-testid="mk-finding-row" data-severity={f.severity}>
+                <td>
+                  <span
+                    className={`jp-ModelKits-sev jp-ModelKits-sev-${f.severity}`}
+                  >
+                    {f.severity}
+                  </span>
+                  {f.accepted !== undefined && f.accepted !== null
+                    ? ' (accepted)'
+                    : ''}
                 </td>
+                <td className="jp-ModelKits-mono">{f.rule}</td>
+                <td className="jp-ModelKits-mono jp-ModelKits-wrap">
+                  {f.path}
+                </td>
+                <td className="jp-ModelKits-wrap">{f.message}</td>
               </tr>
-            )}
-          </React.Fragment>
-        ))}
-      </tbody>
-    </table>
+              {f.explanation && (f.explanation.what || f.explanation.fix) && (
+                <tr className="jp-ModelKits-explanation">
+                  <td colSpan={4}>
+                    {f.explanation.what}
+                    {f.explanation.when ? ` (${f.explanation.when})` : ''}
+                    {f.explanation.fix ? ` Fix: ${f.explanation.fix}` : ''}
+                  </td>
+                </tr>
+              )}
+            </React.Fragment>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
