@@ -190,6 +190,7 @@ def run_detail(tracking_uri: str, run_id: str) -> dict[str, Any]:
     from mlflow_plugin.trust.redact import redact_params
 
     run, draft_ref = draft_reference(tracking_uri, run_id)
+    models = _models(tracking_uri, str(run.info.experiment_id), run_id)
     redact = load_config().redact_params
     info, data = run.info, run.data
     params = {k: mask_uri(str(v)) for k, v in redact_params(data.params, redact).items()}
@@ -211,7 +212,7 @@ def run_detail(tracking_uri: str, run_id: str) -> dict[str, Any]:
             "run_url": ui_url(tracking_uri, exp_id, info.run_id),
         },
         "draft": _draft(draft_ref),
-        "models": _models(tracking_uri, exp_id, run_id),
+        "models": models,
         "provenance_preview": {
             "run_id": info.run_id,
             "run_name": info.run_name,
@@ -272,9 +273,48 @@ def _models(tracking_uri: str, experiment_id: str, run_id: str) -> list[dict[str
         max_results=MAX_MODELS,
     )
     return [
-        {"name": m.name, "model_id": m.model_id, "flavors": _flavors(tracking_uri, m.artifact_location)}
+        {
+            "name": m.name,
+            "model_id": m.model_id,
+            "flavors": _flavors(tracking_uri, m.artifact_location),
+            # a logged model lives in a draft kit of its own (tag m-<id>), not in the run's
+            "draft": _draft(model_draft_reference(m.artifact_location)),
+        }
         for m in found
     ]
+
+
+def model_drafts(tracking_uri: str, run_id: str) -> list[tuple[str, str]]:
+    """``(model name, OCI reference of its draft kit)`` of each model the run logged to a modelkit store."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = get_run(tracking_uri, run_id)
+    found = client.search_logged_models(
+        experiment_ids=[str(run.info.experiment_id)],
+        filter_string=f"source_run_id = '{run_id}'",
+        max_results=MAX_MODELS,
+    )
+    out = []
+    for m in found:
+        ref = model_draft_reference(m.artifact_location)
+        if ref:
+            out.append((str(m.name), ref))
+    return out
+
+
+def model_draft_reference(artifact_location: str | None) -> str | None:
+    """The OCI reference of a logged model's draft kit (``STORE:m-<id>``), None outside modelkit://."""
+    from mlflow_plugin import ModelKitError
+    from mlflow_plugin.drafts.uri import parse_artifact_uri
+
+    if not artifact_location or not artifact_location.startswith("modelkit:"):
+        return None
+    try:
+        loc = parse_artifact_uri(artifact_location)
+    except ModelKitError:
+        return None
+    return f"{loc.store}:{loc.tag}" if loc.tag else None
 
 
 def _flavors(tracking_uri: str, artifact_location: str | None) -> list[str]:

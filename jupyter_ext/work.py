@@ -22,13 +22,27 @@ def scan_run(tracking_uri: str, run_id: str) -> Work:
         from mlflow_plugin import NotFoundError, scan
 
         _run, reference = views.draft_reference(tracking_uri, run_id)
-        if reference is None:
+        kits = [("run", reference)] if reference else []
+        kits += views.model_drafts(tracking_uri, run_id)  # logged models have draft kits of their own
+        if not kits:
             raise JobFailed(f"run {run_id} has no draft kit: its artifacts are not in a modelkit:// store")
-        try:
-            report = scan(reference, progress=progress)
-        except NotFoundError:
-            raise JobFailed(f"run {run_id} has no draft kit yet: it has logged no artifact") from None
-        result: dict[str, Any] = report.to_json()  # its "target" is the draft's reference
+        merged = None
+        scanned = []
+        for _name, ref in kits:
+            try:
+                report = scan(ref, progress=progress)
+            except NotFoundError:
+                continue  # the run's own draft exists once it logs an artifact
+            scanned.append(report.target)  # the reference pinned to the digest that was scanned
+            if merged is None:
+                merged = report
+            else:
+                merged.files += report.files
+                merged.findings += report.findings
+        if merged is None:
+            raise JobFailed(f"run {run_id} has no draft kit yet: it has logged no artifact or model")
+        merged.target = ", ".join(scanned)
+        result: dict[str, Any] = merged.to_json()
         return result
 
     return work

@@ -268,6 +268,10 @@ async def test_run_detail(jp_fetch: Fetch, world: World) -> None:
     (model,) = d["models"]
     assert model["name"] == "clf" and model["model_id"].startswith("m-")
     assert {"sklearn", "python_function"} <= set(model["flavors"])
+    # a logged model lives in its own draft kit (m-<id>): the detail lists its files too
+    assert model["draft"]["reference"] == f"oci:{world.home}/kits/local:{model['model_id']}"
+    model_files = {f["path"] for layer in model["draft"]["layers"] for f in layer["files"]}
+    assert any(p.endswith("MLmodel") for p in model_files), model_files
 
     prov = d["provenance_preview"]
     assert prov["git_commit"] == "c0ffee" * 6 + "abcd"
@@ -286,6 +290,9 @@ async def test_scan_job(jp_fetch: Fetch, world: World) -> None:
     job, _ = await wait_job(jp_fetch, clean["id"])
     assert job["state"] == "done" and job["kind"] == "scan", job
     assert job["result"]["target"].startswith(f"oci:{world.home}/kits/local:run-{world.local_run}@sha256:")
+    # the run's logged model is scanned too: it is in a draft kit of its own
+    assert f"oci:{world.home}/kits/local:m-" in job["result"]["target"]
+    assert any(f["path"].endswith("MLmodel") for f in job["result"]["files"]), job["result"]["files"]
     assert job["result"]["summary"]["max_severity"] in (None, "info", "low")
     assert job["stages"] == ["scan"]
     job, _ = await wait_job(jp_fetch, evil["id"])
