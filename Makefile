@@ -10,7 +10,7 @@ SYSTEM_PKGS := docker-registry skopeo apache2-utils zstd
 # so the venv's bin goes first on PATH for them
 JLPM := PATH="$(abspath $(VENV))/bin:$$PATH" jlpm
 
-.PHONY: demo test lint conformance bench system-deps venv clean frontend node-check
+.PHONY: demo test lint conformance bench system-deps venv clean frontend node-check lab
 
 ## node-check: the front end (frontend/) is built by the wheel's build hook and needs node >= 20
 node-check:
@@ -35,9 +35,17 @@ frontend: venv
 	cd frontend && $(JLPM) install && $(JLPM) build
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
 
-# lab: (placeholder: the lead adds a target that starts JupyterLab with the panel)
-
-venv: $(VENV)/.installed
+LAB_DIR ?= lab-data
+LAB_PORT ?= 8888
+## lab: seed ./lab-data (SQLite tracking store, local kit store, a demo key, experiment "fraud-detection"
+## with one published run and one with a finding) and start JupyterLab with the ModelKits panel on it
+lab: venv
+	$(PY) -m jupyter_ext.seed $(LAB_DIR)
+	@echo "starting JupyterLab on port $(LAB_PORT): open the http://localhost:$(LAB_PORT)/lab?token=… URL below"
+	MLFLOW_TRACKING_URI=sqlite:///$(abspath $(LAB_DIR))/mlflow.db \
+	MLFLOW_MODELKIT_CONFIG=$(abspath $(LAB_DIR))/modelkit.toml \
+	  $(VENV)/bin/jupyter lab --ServerApp.root_dir=. --ServerApp.port=$(LAB_PORT) --no-browser \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 ## demo: create .venv, install, pack the example model, push, pull, unpack, inspect
 demo: venv
@@ -81,5 +89,5 @@ bench: venv system-deps
 	$(PY) bench/artifact_store.py --size-mb $${SIZE_MB:-2048}
 
 clean:
-	rm -rf $(VENV) demo-out bench/out *.egg-info frontend/node_modules frontend/lib frontend/.yarn \
+	rm -rf $(VENV) demo-out lab-data bench/out *.egg-info frontend/node_modules frontend/lib frontend/.yarn \
 	  frontend/tsconfig.tsbuildinfo jupyter_ext/labextension
