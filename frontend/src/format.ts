@@ -1,5 +1,7 @@
 /** Pure formatting helpers (no DOM, no JupyterLab): tested in __tests__/format.spec.ts. */
 
+import type { IDraftKit, IRunDetail } from './types';
+
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
 /** `1536` → `1.5 KiB`; missing values → `—`. Binary units, one decimal above bytes. */
@@ -212,4 +214,53 @@ export function repositoryFromLocation(
     return '';
   }
   return body.startsWith('/') ? `oci:${body}` : body;
+}
+
+/** One draft kit the run detail shows: the run's own, or a logged model's. */
+export interface IDraftSection {
+  /** `run` for the run's draft, else the logged model's name. */
+  kind: 'run' | 'model';
+  label: string;
+  modelId?: string | null;
+  draft: IDraftKit;
+}
+
+/**
+ * The draft kits of a run detail, the run's first, then each logged model's (in MLflow 3 a logged
+ * model lives in a draft kit of its own, `STORE:m-<id>`, and the run's draft is often null). An
+ * empty list means the run has no draft kit at all; a kit listed twice (same reference) is shown once.
+ */
+export function draftSections(
+  detail: Pick<IRunDetail, 'draft' | 'models'> | null | undefined
+): IDraftSection[] {
+  if (!detail) {
+    return [];
+  }
+  const out: IDraftSection[] = [];
+  const seen = new Set<string>();
+  const add = (section: IDraftSection) => {
+    const d = section.draft;
+    if (!d || typeof d.reference !== 'string' || !Array.isArray(d.layers)) {
+      return;
+    }
+    if (seen.has(d.reference)) {
+      return;
+    }
+    seen.add(d.reference);
+    out.push(section);
+  };
+  if (detail.draft) {
+    add({ kind: 'run', label: 'run artifacts', draft: detail.draft });
+  }
+  for (const m of detail.models ?? []) {
+    if (m && m.draft) {
+      add({
+        kind: 'model',
+        label: `model ${m.name}`,
+        modelId: m.model_id ?? null,
+        draft: m.draft
+      });
+    }
+  }
+  return out;
 }

@@ -43,17 +43,28 @@ export interface ILayer {
   size: number;
   path?: string | null;
   files?: IFileEntry[];
+  files_truncated?: number | null;
+  error?: string | null;
+}
+
+/** A draft kit as `GET runs/<id>` lists it: its reference and layers with their file index. */
+export interface IDraftKit {
+  reference: string;
+  digest?: string | null;
+  layers: ILayer[];
 }
 
 export interface ILoggedModel {
   name: string;
   model_id?: string | null;
   flavors?: string[] | Record<string, unknown> | null;
+  /** MLflow 3: a logged model lives in a draft kit of its own (`STORE:m-<id>`), not the run's. */
+  draft?: IDraftKit | null;
 }
 
 export interface IRunDetail {
   run: Record<string, unknown> & { run_id?: string; run_name?: string };
-  draft: { reference: string; layers: ILayer[] } | null;
+  draft: IDraftKit | null;
   models: ILoggedModel[];
   provenance_preview?: unknown;
 }

@@ -1,4 +1,5 @@
 import {
+  draftSections,
   flattenRows,
   formatDuration,
   formatSize,
@@ -153,4 +154,58 @@ describe('repositoryFromLocation', () => {
     ['modelkit://', ''],
     [null, '']
   ])('%p → %p', (loc, repo) => expect(repositoryFromLocation(loc)).toBe(repo));
+});
+
+describe('draftSections', () => {
+  const layer = {
+    media_type: 'application/vnd.kitops.modelkit.model.v1.tar',
+    digest: 'sha256:' + 'a'.repeat(64),
+    size: 10,
+    path: 'model',
+    files: [{ path: 'model/MLmodel', size: 10, sha256: 'b'.repeat(64) }]
+  };
+  const runDraft = { reference: 'oci:/k/x:run-1', layers: [layer] };
+  const modelDraft = {
+    reference: 'oci:/k/x:m-1',
+    digest: 'sha256:c',
+    layers: [layer]
+  };
+
+  it('is empty without any draft', () => {
+    expect(draftSections(null)).toEqual([]);
+    expect(draftSections({ draft: null, models: [] })).toEqual([]);
+    expect(
+      draftSections({ draft: null, models: [{ name: 'model', draft: null }] })
+    ).toEqual([]);
+  });
+  it("lists a logged model's draft when the run has none (MLflow 3)", () => {
+    const s = draftSections({
+      draft: null,
+      models: [{ name: 'model', model_id: 'm-1', draft: modelDraft }]
+    });
+    expect(s).toEqual([
+      { kind: 'model', label: 'model model', modelId: 'm-1', draft: modelDraft }
+    ]);
+  });
+  it("puts the run's draft first, then each model's, once per reference", () => {
+    const other = { ...modelDraft, reference: 'oci:/k/x:m-2' };
+    const s = draftSections({
+      draft: runDraft,
+      models: [
+        { name: 'a', model_id: 'm-1', draft: modelDraft },
+        { name: 'b', model_id: 'm-2', draft: other },
+        { name: 'c', model_id: 'm-1', draft: modelDraft },
+        { name: 'd' }
+      ]
+    });
+    expect(s.map(x => [x.kind, x.label, x.draft.reference])).toEqual([
+      ['run', 'run artifacts', 'oci:/k/x:run-1'],
+      ['model', 'model a', 'oci:/k/x:m-1'],
+      ['model', 'model b', 'oci:/k/x:m-2']
+    ]);
+  });
+  it('skips malformed drafts', () => {
+    const bad = { reference: 'x' } as unknown as typeof modelDraft;
+    expect(draftSections({ draft: bad, models: [] })).toEqual([]);
+  });
 });

@@ -1,7 +1,14 @@
 import * as React from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
-import { flattenRows, formatSize, oneLine, shortDigest } from '../format';
+import {
+  draftSections,
+  flattenRows,
+  formatSize,
+  IDraftSection,
+  oneLine,
+  shortDigest
+} from '../format';
 import { PanelModel } from '../model';
 import { pollJob, PollCancelled } from '../poll';
 import { jobOutcome } from '../stages';
@@ -23,6 +30,85 @@ function flavorsOf(f: unknown): string {
     return Object.keys(f).join(', ');
   }
   return '—';
+}
+
+/** One draft kit (the run's or a logged model's): its reference, layers and their files. */
+function DraftKit(props: { section: IDraftSection }): JSX.Element {
+  const { section } = props;
+  const { draft } = section;
+  return (
+    <div
+      className="jp-ModelKits-draft"
+      data-testid="mk-draft"
+      data-kind={section.kind}
+      data-reference={draft.reference}
+    >
+      <div className="jp-ModelKits-ref">
+        <span className="jp-ModelKits-dim">{section.label}:</span>{' '}
+        <span className="jp-ModelKits-mono jp-ModelKits-wrap">
+          {draft.reference}
+        </span>
+        <CopyButton text={draft.reference} label="reference" />
+      </div>
+      <table className="jp-ModelKits-table" data-testid="mk-layers">
+        <thead>
+          <tr>
+            <th>path</th>
+            <th>size</th>
+            <th>sha256</th>
+          </tr>
+        </thead>
+        <tbody>
+          {draft.layers.map(l => (
+            <React.Fragment key={l.digest}>
+              <tr className="jp-ModelKits-layer" data-testid="mk-layer-row">
+                <td className="jp-ModelKits-mono" title={l.media_type}>
+                  {l.path || l.media_type}
+                </td>
+                <td>{formatSize(l.size)}</td>
+                <td className="jp-ModelKits-mono">
+                  {shortDigest(l.digest)}
+                  <CopyButton text={l.digest} label="digest" />
+                </td>
+              </tr>
+              {l.error && (
+                <tr>
+                  <td colSpan={3} className="jp-ModelKits-fail">
+                    {l.error}
+                  </td>
+                </tr>
+              )}
+              {(l.files ?? []).map(f => (
+                <tr key={`${l.digest}/${f.path}`} data-testid="mk-file-row">
+                  <td className="jp-ModelKits-mono jp-ModelKits-indent jp-ModelKits-wrap">
+                    {f.path}
+                  </td>
+                  <td>{formatSize(f.size)}</td>
+                  <td className="jp-ModelKits-mono">
+                    {f.sha256 ? (
+                      <>
+                        {shortDigest(f.sha256)}
+                        <CopyButton text={f.sha256} label="sha256" />
+                      </>
+                    ) : (
+                      '—'
+                    )}
+                  </td>
+                </tr>
+              ))}
+              {l.files_truncated ? (
+                <tr>
+                  <td colSpan={3} className="jp-ModelKits-dim">
+                    … {l.files_truncated - (l.files ?? []).length} more files
+                  </td>
+                </tr>
+              ) : null}
+            </React.Fragment>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
 }
 
 export function RunDetail(props: {
@@ -87,6 +173,7 @@ export function RunDetail(props: {
   const run = detail?.run ?? {};
   const title = (run.run_name as string) || runId;
   const report = scanJob?.state === 'done' ? scanJob.result : null;
+  const sections = draftSections(detail);
 
   return (
     <div
@@ -120,67 +207,14 @@ export function RunDetail(props: {
       {detail && (
         <>
           <h3 className="jp-ModelKits-h">Kit</h3>
-          {detail.draft ? (
-            <>
-              <div className="jp-ModelKits-ref">
-                <span className="jp-ModelKits-mono">
-                  {detail.draft.reference}
-                </span>
-                <CopyButton text={detail.draft.reference} label="reference" />
-              </div>
-              <table className="jp-ModelKits-table" data-testid="mk-layers">
-                <thead>
-                  <tr>
-                    <th>path</th>
-                    <th>size</th>
-                    <th>sha256</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {detail.draft.layers.map(l => (
-                    <React.Fragment key={l.digest}>
-                      <tr
-                        className="jp-ModelKits-layer"
-                        data-testid="mk-layer-row"
-                      >
-                        <td className="jp-ModelKits-mono" title={l.media_type}>
-                          {l.path || l.media_type}
-                        </td>
-                        <td>{formatSize(l.size)}</td>
-                        <td className="jp-ModelKits-mono">
-                          {shortDigest(l.digest)}
-                          <CopyButton text={l.digest} label="digest" />
-                        </td>
-                      </tr>
-                      {(l.files ?? []).map(f => (
-                        <tr
-                          key={`${l.digest}/${f.path}`}
-                          data-testid="mk-file-row"
-                        >
-                          <td className="jp-ModelKits-mono jp-ModelKits-indent jp-ModelKits-wrap">
-                            {f.path}
-                          </td>
-                          <td>{formatSize(f.size)}</td>
-                          <td className="jp-ModelKits-mono">
-                            {f.sha256 ? (
-                              <>
-                                {shortDigest(f.sha256)}
-                                <CopyButton text={f.sha256} label="sha256" />
-                              </>
-                            ) : (
-                              '—'
-                            )}
-                          </td>
-                        </tr>
-                      ))}
-                    </React.Fragment>
-                  ))}
-                </tbody>
-              </table>
-            </>
+          {sections.length ? (
+            sections.map(sec => (
+              <DraftKit key={sec.draft.reference} section={sec} />
+            ))
           ) : (
             <Empty testid="mk-no-draft">
-              No draft kit: this run's artifacts are not stored as a ModelKit.
+              No draft kit: neither this run's artifacts nor its logged models
+              are stored as a ModelKit.
             </Empty>
           )}
           <h3 className="jp-ModelKits-h">Logged models</h3>
