@@ -34,15 +34,19 @@ False
 
 The public API is what this module exports (``__all__``); everything else is implementation:
 
-* **kits** -- :func:`pack`, :func:`push`, :func:`pull`, :func:`unpack`, :func:`inspect`,
-  :func:`list_tags` (``oci:DIR:TAG`` layouts and ``HOST/REPO:TAG`` registries);
+* **kits** -- :func:`pack`, :func:`push`, :func:`pull`, :func:`unpack`, :func:`inspect`
+  (a :class:`KitInfo`; ``.layers()`` lists each layer's files), :func:`list_tags` (``oci:DIR:TAG``
+  layouts and ``HOST/REPO:TAG`` registries); :func:`parse_reference` (a :class:`KitRef`) and
+  :func:`check_tag` check references without fetching; :func:`draft_reference` names the draft
+  kit behind an MLflow artifact URI;
 * **scanning** -- :func:`scan` (files, directories, kits; nothing is executed) giving a
   :class:`ScanReport` of :class:`Finding` s with a :class:`Severity`; :class:`Policy` extends
   the pickle allowlist;
 * **hardening** -- :func:`publish_run` (a :class:`PublishResult`, or :class:`PublishBlocked`),
   :func:`verify` against a :class:`TrustPolicy` (a :class:`VerifyResult`), :func:`provenance`
   (a :class:`Provenance`), :func:`generate_keypair` (a :class:`KeyPair`), :func:`rescan`
-  (re-scan a repository's published kits; :class:`RescanResult` s);
+  (re-scan a repository's published kits; :class:`RescanResult` s); :data:`PUBLISH_STAGES` are
+  the stages publish reports progress for;
 * **catalog** -- :func:`list_runs` (a :class:`RunsPage`) and :func:`list_kits` (DataFrames);
 * **configuration** -- :func:`load_config` (a :class:`Config`: the admin's TOML file and
   ``MLFLOW_MODELKIT_*`` variables, used for whatever a call is not given);
@@ -57,7 +61,17 @@ by the calls that need them.
 from __future__ import annotations
 
 from mlflow_plugin._version import __version__
-from mlflow_plugin.api import KeyPair, Provenance, generate_keypair, provenance, scan
+from mlflow_plugin.api import (
+    KeyPair,
+    KitRef,
+    Provenance,
+    check_tag,
+    draft_reference,
+    generate_keypair,
+    parse_reference,
+    provenance,
+    scan,
+)
 from mlflow_plugin.config import Config, load_config
 from mlflow_plugin.errors import (
     AuthError,
@@ -73,6 +87,7 @@ from mlflow_plugin.errors import (
     UnsafeArchiveError,
 )
 from mlflow_plugin.harden.catalog import RunsPage, list_kits, list_runs
+from mlflow_plugin.harden.publish import STAGES as PUBLISH_STAGES
 from mlflow_plugin.harden.publish import PublishBlocked, PublishResult, publish_run
 from mlflow_plugin.harden.rescan import RescanResult, rescan
 from mlflow_plugin.harden.verify import TrustPolicy, VerifyResult, verify
@@ -90,10 +105,12 @@ __all__ = [
     "Finding",
     "KeyPair",
     "KitInfo",
+    "KitRef",
     "KitfileError",
     "LimitExceededError",
     "ModelKitError",
     "NotFoundError",
+    "PUBLISH_STAGES",
     "PackResult",
     "Policy",
     "Progress",
@@ -110,6 +127,8 @@ __all__ = [
     "UnsafeArchiveError",
     "VerifyResult",
     "__version__",
+    "check_tag",
+    "draft_reference",
     "generate_keypair",
     "inspect",
     "list_kits",
@@ -117,6 +136,7 @@ __all__ = [
     "list_tags",
     "load_config",
     "pack",
+    "parse_reference",
     "provenance",
     "publish_run",
     "pull",

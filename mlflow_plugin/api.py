@@ -306,3 +306,79 @@ def provenance(ref: str, keys: list[Any] | None = None, **registry_options: Any)
 
 
 __all__ = ["KeyPair", "Provenance", "ProvenanceDataset", "generate_keypair", "provenance", "scan"]
+
+
+@dataclass(frozen=True)
+class KitRef:
+    """A parsed kit reference: the ``store`` (``oci:DIR`` or ``HOST/REPO``) and a tag or digest.
+
+    >>> r = parse_reference("localhost:5000/team/fraud:v1")
+    >>> r.store, r.tag, r.digest, str(r)
+    ('localhost:5000/team/fraud', 'v1', None, 'localhost:5000/team/fraud:v1')
+    """
+
+    store: str
+    tag: str | None = None
+    digest: str | None = None
+
+    def __str__(self) -> str:
+        if self.digest:
+            return f"{self.store}@{self.digest}"
+        return f"{self.store}:{self.tag}" if self.tag else self.store
+
+
+def parse_reference(text: str) -> KitRef:
+    """Check and split ``oci:DIR[:TAG|@DIGEST]`` or ``HOST[:PORT]/REPO[:TAG|@DIGEST]`` (never fetched).
+
+    Raises :class:`~mlflow_plugin.errors.ReferenceFormatError` (one line, with an example) for
+    anything else: upper-case repositories, bad tags or digests, empty segments.
+
+    >>> parse_reference("oci:/srv/kits/fraud@sha256:" + "0" * 64).digest[:13]
+    'sha256:000000'
+    >>> parse_reference("oci:/srv/kits/fraud").tag is None
+    True
+    >>> parse_reference("Registry/Team/Fraud:v1")                     # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mlflow_plugin.errors.ReferenceFormatError: ...
+    """
+    from mlflow_plugin.storage.reference import LayoutLocation, parse_location
+
+    loc = parse_location(text)
+    if isinstance(loc, LayoutLocation):
+        return KitRef(f"oci:{loc.path}", loc.tag, loc.digest)
+    ref = loc.ref
+    return KitRef(f"{ref.registry}/{ref.repository}", ref.tag, ref.digest)
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` if it is a valid OCI tag, else a one-line :class:`~mlflow_plugin.errors.ReferenceFormatError`.
+
+    >>> check_tag("v1.2")
+    'v1.2'
+    """
+    from mlflow_plugin.storage.reference import check_tag as _check
+
+    return _check(tag)
+
+
+def draft_reference(artifact_uri: str) -> str | None:
+    """The OCI reference of the draft kit behind an MLflow artifact URI of the ``modelkit`` store —
+    a run's (``STORE:run-<id>``) or a logged model's (``STORE:m-<id>``; MLflow 3 keeps each logged
+    model in a kit of its own) — for :func:`~mlflow_plugin.inspect` and :func:`~mlflow_plugin.scan`.
+    ``None`` for other stores.
+
+    >>> draft_reference("modelkit:/srv/kits/fraud/models/m-" + "a" * 32 + "/artifacts")
+    'oci:/srv/kits/fraud:m-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
+    >>> draft_reference("s3://bucket/1/abc/artifacts") is None
+    True
+    """
+    from mlflow_plugin.drafts.uri import parse_artifact_uri
+
+    if not artifact_uri or not artifact_uri.startswith("modelkit:"):
+        return None
+    try:
+        loc = parse_artifact_uri(artifact_uri)
+    except ModelKitError:
+        return None
+    return f"{loc.store}:{loc.tag}" if loc.tag else None

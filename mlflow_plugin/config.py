@@ -126,6 +126,17 @@ class Config:
             pii=self.scan_pii,
         )
 
+    def redact(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` (run params or tags) as publish shows them: every name matching
+        ``redact_params`` maps to ``"[redacted]"`` (names and order kept).
+
+        >>> Config().redact({"db_password": "hunter2", "lr": "0.1"})
+        {'db_password': '[redacted]', 'lr': '0.1'}
+        """
+        from mlflow_plugin.trust.redact import redact_params
+
+        return redact_params(values, self.redact_params)
+
     def storage_settings(self) -> StorageSettings:
         """What storage needs of this config: insecure registries and the CA bundle."""
         from mlflow_plugin.storage.locations import StorageSettings

@@ -394,6 +394,51 @@ class KitInfo:
     manifest_bytes: bytes
     config: dict[str, Any] | None
 
+    def layers(self) -> list[dict[str, Any]]:
+        """Each layer with the files its (validated) file index lists:
+        ``{media_type, digest, size, path, files: [{path, size, sha256}], error}``. Drafts and
+        published kits carry a file index; a kit made by ``pack`` (as by ``kit pack``) does not,
+        so its ``files`` are empty.
+
+        The index is hostile until checked: a layer whose index is malformed or lies about paths
+        gets ``files = []`` and a one-line ``error`` instead of anything from it.
+
+        >>> import pathlib, tempfile
+        >>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+        >>> _ = (ctx / "model.bin").write_bytes(b"weights")
+        >>> _ = (ctx / "Kitfile").write_text("manifestVersion: 1.0.0\\nmodel: {path: model.bin}\\n")
+        >>> _ = pack(str(ctx), f"oci:{kits}/fraud:v1")
+        >>> layers = inspect(f"oci:{kits}/fraud:v1").layers()
+        >>> [(layer["path"], layer["files"], layer["error"]) for layer in layers]
+        [('model.bin', [], None)]
+        """
+        from mlflow_plugin.kit.fileindex import layer_path, parse_file_index
+
+        out: list[dict[str, Any]] = []
+        for d in self.manifest.get("layers") or []:
+            if not isinstance(d, dict):
+                continue
+            size = d.get("size")
+            layer: dict[str, Any] = {
+                "media_type": str(d.get("mediaType", "")),
+                "digest": str(d.get("digest", "")),
+                "size": size if type(size) is int else None,
+                "path": None,
+                "files": [],
+                "error": None,
+            }
+            try:
+                layer["path"] = layer_path(d)
+                index = parse_file_index(d)
+            except ModelKitError as e:
+                layer["error"] = " ".join(str(e).split())
+            else:
+                layer["files"] = [
+                    {"path": p, "size": n, "sha256": sha} for p, n, sha, _off in index if not p.endswith("/")
+                ]
+            out.append(layer)
+        return out
+
 
 def inspect(ref: str, **registry_options: Any) -> KitInfo:
     """Fetch a kit's manifest and config (Kitfile JSON), both digest-verified.

@@ -24,10 +24,12 @@ ALL = [
     "Finding",
     "KeyPair",
     "KitInfo",
+    "KitRef",
     "KitfileError",
     "LimitExceededError",
     "ModelKitError",
     "NotFoundError",
+    "PUBLISH_STAGES",
     "PackResult",
     "Policy",
     "Progress",
@@ -44,6 +46,8 @@ ALL = [
     "UnsafeArchiveError",
     "VerifyResult",
     "__version__",
+    "check_tag",
+    "draft_reference",
     "generate_keypair",
     "inspect",
     "list_kits",
@@ -51,6 +55,7 @@ ALL = [
     "list_tags",
     "load_config",
     "pack",
+    "parse_reference",
     "provenance",
     "publish_run",
     "pull",
@@ -95,6 +100,7 @@ SIGNATURES = {
         "(path: 'str', severity: 'Severity', rule: 'str', message: 'str', evidence: 'str' = '') -> None"
     ),
     "KeyPair": "(private: ForwardRef('str'), public: ForwardRef('str'))",
+    "KitRef": "(store: 'str', tag: 'str | None' = None, digest: 'str | None' = None) -> None",
     "KitInfo": (
         "(reference: 'str', digest: 'str', media_type: 'str', manifest: 'dict[str, Any]', "
         "manifest_bytes: 'bytes', config: 'dict[str, Any] | None') -> None"
@@ -149,6 +155,8 @@ SIGNATURES = {
         "provenance: 'dict[str, Any] | None' = None, scan: 'dict[str, Any] | None' = None, "
         "notes: 'list[str]' = <factory>, acceptances: 'list[Any]' = <factory>) -> None"
     ),
+    "check_tag": "(tag: 'str') -> 'str'",
+    "draft_reference": "(artifact_uri: 'str') -> 'str | None'",
     "generate_keypair": "(out_dir: 'str', password: 'str | bytes | None' = None) -> 'KeyPair'",
     "inspect": "(ref: 'str', **registry_options: 'Any') -> 'KitInfo'",
     "list_kits": "(repository: 'str', *, settings: 'StorageSettings | None' = None) -> 'pd.DataFrame'",
@@ -165,6 +173,7 @@ SIGNATURES = {
         "compression: 'str' = 'none', progress: 'Progress | None' = None, "
         "**registry_options: 'Any') -> 'PackResult'"
     ),
+    "parse_reference": "(text: 'str') -> 'KitRef'",
     "provenance": "(ref: 'str', keys: 'list[Any] | None' = None, **registry_options: 'Any') -> 'Provenance'",
     "publish_run": (
         "(run_id: 'str', tag: 'str', key: 'str | None' = None, password: 'bytes | None' = None, "
@@ -203,10 +212,18 @@ SIGNATURES = {
 }
 
 
+CONSTANTS = {"PUBLISH_STAGES": ("compose", "scan", "attest", "sign", "tag", "record")}
+
+
 def public() -> dict[str, object]:
-    return {
-        n: getattr(mlflow_plugin, n) for n in mlflow_plugin.__all__ if n not in ("__version__", "Progress")
-    }
+    """The public functions and classes (the version, the Progress alias and constants aside)."""
+    skip = {"__version__", "Progress", *CONSTANTS}
+    return {n: getattr(mlflow_plugin, n) for n in mlflow_plugin.__all__ if n not in skip}
+
+
+def test_constants_are_pinned() -> None:
+    for name, value in CONSTANTS.items():
+        assert getattr(mlflow_plugin, name) == value, name
 
 
 def test_all_is_pinned_and_sorted() -> None:
