@@ -99,8 +99,7 @@ def name(value: Any, what: str) -> str:
 
 
 def tag(value: Any) -> str:
-    from mlflow_plugin import ModelKitError
-    from mlflow_plugin.storage.reference import check_tag
+    from mlflow_plugin import ModelKitError, check_tag
 
     v = _text(value, "tag", 128)
     try:
@@ -119,34 +118,32 @@ def _no_traversal(path: str, what: str) -> None:
 
 def repository(value: Any) -> str:
     """``HOST/REPO`` or ``oci:DIR`` (no tag, no digest): checked with the reference parser."""
-    from mlflow_plugin import ModelKitError
-    from mlflow_plugin.storage.reference import parse_location
+    from mlflow_plugin import ModelKitError, parse_reference
 
     v = _text(value, "repository", MAX_PATH)
     _no_traversal(v, "repository")
     try:
-        loc = parse_location(v)
+        loc = parse_reference(v)
     except ModelKitError:
         raise BadInput("invalid repository: expected HOST[:PORT]/REPO or oci:DIR") from None
-    if loc.reference:
+    if loc.tag or loc.digest:
         raise BadInput("repository must not carry a tag or digest: expected HOST[:PORT]/REPO or oci:DIR")
     return v
 
 
 def reference(value: Any) -> str:
     """A kit reference ``HOST/REPO:TAG``, ``HOST/REPO@sha256:…``, ``oci:DIR:TAG`` or ``oci:DIR@sha256:…``."""
-    from mlflow_plugin import ModelKitError
-    from mlflow_plugin.storage.reference import parse_location
+    from mlflow_plugin import ModelKitError, parse_reference
 
     v = _text(value, "reference", MAX_PATH)
     _no_traversal(v, "reference")
     try:
-        loc = parse_location(v)
+        loc = parse_reference(v)
     except ModelKitError:
         raise BadInput(
             "invalid reference: expected HOST[:PORT]/REPO:TAG, …@sha256:… or oci:DIR:TAG"
         ) from None
-    if not loc.reference:
+    if not (loc.tag or loc.digest):
         raise BadInput("reference needs a tag or a digest: HOST/REPO:TAG or oci:DIR:TAG")
     return v
 

@@ -36,9 +36,9 @@ from typing import Any
 import ipywidgets as widgets
 from IPython.display import HTML
 
-from mlflow_plugin import ModelKitError, list_runs, load_config, publish_run
+from mlflow_plugin import PUBLISH_STAGES as STAGES
+from mlflow_plugin import ModelKitError, PublishBlocked, list_runs, load_config, publish_run
 from mlflow_plugin import verify as verify_kit
-from mlflow_plugin.harden.publish import STAGES, PublishBlocked
 
 log = logging.getLogger(__name__)
 PASSWORD_ENV = "MLFLOW_MODELKIT_KEY_PASSWORD"
@@ -205,7 +205,7 @@ class PublishWidget(widgets.VBox, _Threaded):
     key (default: the admin's ``signing.key``), its passphrase (cleared as soon as a publish
     starts; an empty field uses ``MLFLOW_MODELKIT_KEY_PASSWORD``) and findings to accept
     (``RULE[:PATH]`` patterns with a reason). One progress bar per stage of
-    :data:`~mlflow_plugin.harden.publish.STAGES`; the output shows the published reference, the
+    :data:`~mlflow_plugin.PUBLISH_STAGES`; the output shows the published reference, the
     scan verdict and the ``load_model`` URI, or the findings that blocked the publish.
 
     ``publish(run_id)`` does the same from code and returns the
