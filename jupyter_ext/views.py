@@ -121,8 +121,8 @@ def runs(
         tracking_uri=tracking_uri,
     )
     frame = page.frame
-    redact = load_config().redact_params
-    hidden = {f"params.{p}" for p in params if _is_redacted(p, redact)}
+    cfg = load_config()
+    hidden = {f"params.{p}" for p in params if _is_redacted(p, cfg)}
     rows = []
     experiment_id = _experiment_id(tracking_uri, experiment) if _ui_base(tracking_uri) else None
     for rec in frame.to_dict("records"):
@@ -143,10 +143,8 @@ def _token(token: str | bytes | None) -> str | None:
     return token or None
 
 
-def _is_redacted(name: str, patterns: list[str]) -> bool:
-    from mlflow_plugin.trust.redact import is_redacted
-
-    return is_redacted(name, patterns)
+def _is_redacted(name: str, cfg: Any) -> bool:
+    return cfg.redact({name: ""})[name] == "[redacted]"
 
 
 def _experiment_id(tracking_uri: str, experiment: str) -> str | None:
@@ -187,14 +185,13 @@ def draft_reference(tracking_uri: str, run_id: str) -> tuple[Any, str | None]:
 
 def run_detail(tracking_uri: str, run_id: str) -> dict[str, Any]:
     from mlflow_plugin import load_config
-    from mlflow_plugin.trust.redact import redact_params
 
     run, draft_ref = draft_reference(tracking_uri, run_id)
     models = _models(tracking_uri, str(run.info.experiment_id), run_id)
-    redact = load_config().redact_params
+    cfg = load_config()
     info, data = run.info, run.data
-    params = {k: mask_uri(str(v)) for k, v in redact_params(data.params, redact).items()}
-    tags = {k: mask_uri(str(v)) for k, v in redact_params(data.tags, redact).items()}
+    params = {k: mask_uri(str(v)) for k, v in cfg.redact(data.params).items()}
+    tags = {k: mask_uri(str(v)) for k, v in cfg.redact(data.tags).items()}
     metrics = {k: jsonable(v) for k, v in data.metrics.items()}
     exp_id = str(info.experiment_id)
     return {
@@ -228,8 +225,7 @@ def run_detail(tracking_uri: str, run_id: str) -> dict[str, Any]:
 
 
 def _draft(reference: str | None) -> dict[str, Any] | None:
-    from mlflow_plugin import ModelKitError, NotFoundError, inspect
-    from mlflow_plugin.kit.fileindex import layer_path, parse_file_index
+    from mlflow_plugin import NotFoundError, inspect
 
     if reference is None:
         return None
@@ -238,24 +234,8 @@ def _draft(reference: str | None) -> dict[str, Any] | None:
     except NotFoundError:
         return None  # the run has logged no artifact yet
     layers = []
-    for d in info.manifest.get("layers") or []:
-        if not isinstance(d, dict):
-            continue
-        layer: dict[str, Any] = {
-            "media_type": str(d.get("mediaType", "")),
-            "digest": str(d.get("digest", "")),
-            "size": d.get("size") if isinstance(d.get("size"), int) else None,
-        }
-        try:
-            layer["path"] = layer_path(d)
-            index = parse_file_index(d)
-        except ModelKitError as e:  # a hostile or broken index: say so, list nothing from it
-            layer.update(path=None, files=[], error=" ".join(str(e).split()))
-            layers.append(layer)
-            continue
-        files = [
-            {"path": p, "size": size, "sha256": sha} for p, size, sha, _off in index if not p.endswith("/")
-        ]
+    for layer in info.layers():  # a hostile or broken index: files = [] and a one-line error
+        files = layer["files"]
         layer["files"] = files[:MAX_FILES_PER_LAYER]
         if len(files) > MAX_FILES_PER_LAYER:
             layer["files_truncated"] = len(files)
@@ -305,16 +285,9 @@ def model_drafts(tracking_uri: str, run_id: str) -> list[tuple[str, str]]:
 
 def model_draft_reference(artifact_location: str | None) -> str | None:
     """The OCI reference of a logged model's draft kit (``STORE:m-<id>``), None outside modelkit://."""
-    from mlflow_plugin import ModelKitError
-    from mlflow_plugin.drafts.uri import parse_artifact_uri
+    from mlflow_plugin import draft_reference as draft_of
 
-    if not artifact_location or not artifact_location.startswith("modelkit:"):
-        return None
-    try:
-        loc = parse_artifact_uri(artifact_location)
-    except ModelKitError:
-        return None
-    return f"{loc.store}:{loc.tag}" if loc.tag else None
+    return draft_of(artifact_location or "")
 
 
 def _flavors(tracking_uri: str, artifact_location: str | None) -> list[str]:

@@ -842,3 +842,30 @@ def test_invalid_kitignore_fails_pack(tmp_path: Path) -> None:
     )
     with pytest.raises(KitfileError, match="kitignore"):
         ops.pack(str(ctx), f"oci:{tmp_path / 'out'}:v1")
+
+
+def test_kitinfo_layers_refuse_a_hostile_file_index() -> None:
+    """``KitInfo.layers()`` (what the Jupyter panel shows) never passes on a lying index: a path
+    that climbs out, or a malformed index, gives no files and one line saying why."""
+    import json as _json
+
+    from mlflow_plugin import KitInfo
+
+    good = [["model/model.pkl", 7, "ab" * 32, 512]]
+    evil = [["../../etc/passwd", 7, "ab" * 32, 512]]
+    layers = []
+    for i, index in enumerate((good, evil, "not json")):
+        ann = index if isinstance(index, str) else _json.dumps(index)
+        layers.append(
+            {
+                "mediaType": "application/vnd.kitops.modelkit.model.v1.tar",
+                "digest": f"sha256:{i:064x}",
+                "size": 2048,
+                "annotations": {"org.cncf.model.filepath": "model", "dev.mlflow-modelkit.files": ann},
+            }
+        )
+    info = KitInfo("oci:/k:v1", "sha256:" + "0" * 64, "m", {"layers": layers}, b"{}", None)
+    ok, climbing, garbled = info.layers()
+    assert ok["error"] is None and [f["path"] for f in ok["files"]] == ["model/model.pkl"], ok
+    for bad in (climbing, garbled):
+        assert bad["files"] == [] and bad["error"] and "\n" not in bad["error"], bad
