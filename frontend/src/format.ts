@@ -256,7 +256,7 @@ export function draftSections(
     if (m && m.draft) {
       add({
         kind: 'model',
-        label: `model ${m.name}`,
+        label: `logged model '${m.name}'`,
         modelId: m.model_id ?? null,
         draft: m.draft
       });

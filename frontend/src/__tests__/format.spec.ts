@@ -184,7 +184,12 @@ describe('draftSections', () => {
       models: [{ name: 'model', model_id: 'm-1', draft: modelDraft }]
     });
     expect(s).toEqual([
-      { kind: 'model', label: 'model model', modelId: 'm-1', draft: modelDraft }
+      {
+        kind: 'model',
+        label: "logged model 'model'",
+        modelId: 'm-1',
+        draft: modelDraft
+      }
     ]);
   });
   it("puts the run's draft first, then each model's, once per reference", () => {
@@ -200,8 +205,8 @@ describe('draftSections', () => {
     });
     expect(s.map(x => [x.kind, x.label, x.draft.reference])).toEqual([
       ['run', 'run artifacts', 'oci:/k/x:run-1'],
-      ['model', 'model a', 'oci:/k/x:m-1'],
-      ['model', 'model b', 'oci:/k/x:m-2']
+      ['model', "logged model 'a'", 'oci:/k/x:m-1'],
+      ['model', "logged model 'b'", 'oci:/k/x:m-2']
     ]);
   });
   it('skips malformed drafts', () => {
