@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-SYSTEM_PKGS := docker-registry skopeo apache2-utils zstd
+SYSTEM_PKGS := docker-registry skopeo apache2-utils zstd chromium
 
 # jlpm (yarn 3) comes with jupyterlab's jupyter-builder; package.json's scripts call `jlpm` again,
 # so the venv's bin goes first on PATH for them
@@ -58,12 +58,13 @@ system-deps:
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	command -v htpasswd >/dev/null || missing="$$missing apache2-utils"; \
 	command -v zstd >/dev/null || missing="$$missing zstd"; \
+	test -x /usr/lib/chromium/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "warning: missing$$missing (run 'sudo make system-deps'); registry tests will be skipped"; \
+	    echo "warning: missing$$missing (run 'sudo make system-deps'); registry and UI (chromium) tests will be skipped"; \
 	  fi; \
 	fi
 
