@@ -116,34 +116,32 @@ def _no_traversal(path: str, what: str) -> None:
         raise BadInput(f"{what} must not contain '..' path segments")
 
 
-def repository(value: Any) -> str:
-    """``HOST/REPO`` or ``oci:DIR`` (no tag, no digest): checked with the reference parser."""
+def _location(value: Any, what: str, expected: str) -> tuple[str, bool]:
+    """``value`` checked by the public reference parser; returns it and whether it names a tag/digest."""
     from mlflow_plugin import ModelKitError, parse_reference
 
-    v = _text(value, "repository", MAX_PATH)
-    _no_traversal(v, "repository")
+    v = _text(value, what, MAX_PATH)
+    _no_traversal(v, what)
     try:
         loc = parse_reference(v)
     except ModelKitError:
-        raise BadInput("invalid repository: expected HOST[:PORT]/REPO or oci:DIR") from None
-    if loc.tag or loc.digest:
-        raise BadInput("repository must not carry a tag or digest: expected HOST[:PORT]/REPO or oci:DIR")
+        raise BadInput(f"invalid {what}: expected {expected}") from None
+    return v, bool(loc.tag or loc.digest)
+
+
+def repository(value: Any) -> str:
+    """``HOST/REPO`` or ``oci:DIR`` (no tag, no digest): checked with the reference parser."""
+    expected = "HOST[:PORT]/REPO or oci:DIR"
+    v, pinned = _location(value, "repository", expected)
+    if pinned:
+        raise BadInput(f"repository must not carry a tag or digest: expected {expected}")
     return v
 
 
 def reference(value: Any) -> str:
     """A kit reference ``HOST/REPO:TAG``, ``HOST/REPO@sha256:…``, ``oci:DIR:TAG`` or ``oci:DIR@sha256:…``."""
-    from mlflow_plugin import ModelKitError, parse_reference
-
-    v = _text(value, "reference", MAX_PATH)
-    _no_traversal(v, "reference")
-    try:
-        loc = parse_reference(v)
-    except ModelKitError:
-        raise BadInput(
-            "invalid reference: expected HOST[:PORT]/REPO:TAG, …@sha256:… or oci:DIR:TAG"
-        ) from None
-    if not (loc.tag or loc.digest):
+    v, pinned = _location(value, "reference", "HOST[:PORT]/REPO:TAG, …@sha256:… or oci:DIR:TAG")
+    if not pinned:
         raise BadInput("reference needs a tag or a digest: HOST/REPO:TAG or oci:DIR:TAG")
     return v
 
