@@ -44,7 +44,9 @@ function DraftKit(props: { section: IDraftSection }): JSX.Element {
       data-reference={draft.reference}
     >
       <div className="jp-ModelKits-ref">
-        <span className="jp-ModelKits-dim">{section.label}:</span>{' '}
+        <span className="jp-ModelKits-dim" style={{ whiteSpace: 'nowrap' }}>
+          {section.label}:
+        </span>{' '}
         <span className="jp-ModelKits-mono jp-ModelKits-wrap">
           {draft.reference}
         </span>
@@ -171,7 +173,8 @@ export function RunDetail(props: {
   };
 
   const run = detail?.run ?? {};
-  const title = (run.run_name as string) || runId;
+  // the detail's run has `name` (docs/jupyter.md); a runs-table row has `run_name`
+  const title = (run.name as string) || (run.run_name as string) || runId;
   const report = scanJob?.state === 'done' ? scanJob.result : null;
   const sections = draftSections(detail);
 
