@@ -388,6 +388,7 @@ def test_run_detail_shows_the_model_draft(page: Any, world: World) -> None:
     run_row(page, world.clean).dblclick()
     detail = tid(page, "mk-run-detail")
     expect(detail).to_have_attribute("data-run-id", world.clean)
+    expect(detail.locator(".jp-ModelKits-title").first).to_have_text("clean-logreg")  # the run's name
     # MLflow 3: the logged model lives in its own draft kit (m-<id>), listed with its files
     model_draft = detail.locator('[data-testid="mk-draft"][data-kind="model"]')
     expect(model_draft).to_have_count(1)
