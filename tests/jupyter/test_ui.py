@@ -549,7 +549,7 @@ def test_policy_view_and_no_secret(page: Any, lab: Lab, world: World) -> None:
     assert_no_passphrase(page, lab)
     # every screenshot is small enough to look at (and to commit one as docs/panel.png)
     sizes = {p.name: p.stat().st_size for p in SHOTS.glob("*.png")}
-    assert len(sizes) >= 9 and max(sizes.values()) < 400_000, sizes
+    assert len(sizes) >= 9 and max(sizes.values()) < 200_000, sizes
 
 
 def test_screenshot_dir_is_ignored() -> None:
