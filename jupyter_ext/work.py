@@ -99,6 +99,8 @@ def publish(
             "attachments": dict(r.attachments),
             "reused_signatures": r.reused_signatures,
             "accepted": [{"finding": f.to_json(), "acceptance": a.to_json()} for f, a in r.accepted],
+            # the published kit's own signed scan report: what the verdict is made of
+            "findings": r.scan.to_json()["findings"],
             "model_version": r.model_version,
             "run_url": views.ui_url(tracking_uri, str(run.info.experiment_id), run_id),
         }

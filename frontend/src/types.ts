@@ -128,6 +128,8 @@ export interface IPublishResult {
   verdict?: string | null;
   attachments?: unknown;
   accepted?: unknown;
+  /** the published kit's own scan findings (what the verdict is made of) */
+  findings?: IFinding[];
   model_version?: string | number | null;
   run_url?: string | null;
 }

@@ -410,6 +410,9 @@ async def test_publish_verify_and_kits(jp_fetch: Fetch, world: World) -> None:
     assert result["pinned"] == f"{world.registry}@{result['digest']}"
     assert result["model_uri"] == f"modelkit://{world.registry}@{result['digest']}"
     assert result["verdict"] == "clean" and result["run_url"] is None
+    # the published kit's own scan findings travel with the result (clean: nothing at low or above)
+    assert isinstance(result["findings"], list)
+    assert all(f["severity"] == "info" and f["rule"] for f in result["findings"]), result["findings"]
     assert {"provenance", "scan", "signature"} <= set(result["attachments"])
     assert RFC3339.match(job["started"]) and RFC3339.match(job["finished"])
     tags = MlflowClient(tracking_uri=world.uri).get_run(run_id).data.tags

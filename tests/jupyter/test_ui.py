@@ -87,9 +87,7 @@ def _playwright_missing() -> str | None:
     return None
 
 
-with warnings.catch_warnings():  # `ui` is this module's own marker (select with -m ui)
-    warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
-    UI_MARK = pytest.mark.ui
+UI_MARK = pytest.mark.ui  # registered in pyproject.toml (select with -m ui)
 
 pytestmark = [
     pytest.mark.registry,

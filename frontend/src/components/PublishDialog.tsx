@@ -6,7 +6,7 @@ import { PanelModel } from '../model';
 import { pollJob, PollCancelled } from '../poll';
 import { IPublishRequest } from '../request';
 import { jobOutcome, STAGE_ICONS, stageViews } from '../stages';
-import { IFinding, IJob, IPublishResult, IScanReport } from '../types';
+import { IFinding, IJob, IPublishResult } from '../types';
 import { CopyButton, ErrorBanner, FindingsTable } from './common';
 
 /**
@@ -149,31 +149,11 @@ export function PublishDialog(props: {
   const stages = stageViews(job);
   const result = outcome.kind === 'done' ? outcome.result : null;
 
-  // published with findings (below the threshold): the publish result carries only the verdict,
-  // so list them from a scan preview of the run's drafts -- the very bytes the kit was composed of
-  const [findings, setFindings] = React.useState<IFinding[] | null>(null);
-  const verdict = result?.verdict ?? '';
-  const resultDigest = result?.digest ?? '';
-  React.useEffect(() => {
-    setFindings(null);
-    if (!resultDigest || !verdict || verdict === 'clean') {
-      return;
-    }
-    const ctrl = new AbortController();
-    const subject = runId.trim();
-    (async () => {
-      const started = await api.scan(subject);
-      const final = await pollJob<IScanReport>(
-        s => api.job<IScanReport>(started.id, s),
-        { signal: ctrl.signal }
-      );
-      const out = jobOutcome(final);
-      if (!ctrl.signal.aborted && out.kind === 'done') {
-        setFindings(out.result?.findings ?? []);
-      }
-    })().catch(() => undefined); // the verdict above still says what the scan found
-    return () => ctrl.abort();
-  }, [resultDigest, verdict]);
+  // published with findings below the threshold: the result carries the kit's own scan findings
+  const findings: IFinding[] | null =
+    result && result.verdict && result.verdict !== 'clean'
+      ? (result.findings ?? [])
+      : null;
   const pinned = result
     ? pinnedReference(result.reference, result.digest, result.pinned)
     : '';
