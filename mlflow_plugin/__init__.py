@@ -97,6 +97,7 @@ from mlflow_plugin.scanner.context import Policy
 from mlflow_plugin.scanner.report import Finding, ScanReport, Severity
 
 __all__ = [
+    "PUBLISH_STAGES",
     "AuthError",
     "Config",
     "DigestMismatchError",
@@ -110,7 +111,6 @@ __all__ = [
     "LimitExceededError",
     "ModelKitError",
     "NotFoundError",
-    "PUBLISH_STAGES",
     "PackResult",
     "Policy",
     "Progress",
