@@ -28,6 +28,7 @@ Example file::
 
     [publish]
     redact_params = ["*password*", "*secret*", "*token*", "*_key"]   # value published as "[redacted]"
+    include = ["model", "code", "docs"]          # what a published kit may carry; the rest: SHA-256 only
 
     [limits]
     max_unpack_bytes = 1099511627776             # total decompressed output of one unpack (1 TiB)
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 ATTESTATIONS = ("provenance", "scan", "sbom")
+# what a published kit may carry ([publish] include); excluded kinds are referenced by SHA-256 only
+PUBLISH_KINDS = ("model", "code", "docs", "datasets")
 # Run params whose names match one of these (case-insensitive glob) are published as "[redacted]".
 DEFAULT_REDACT_PARAMS = (
     "*password*",
@@ -104,6 +107,7 @@ class Config:
     register_model: bool = False
     artifacts_destination: str | None = None
     redact_params: list[str] = field(default_factory=lambda: list(DEFAULT_REDACT_PARAMS))
+    publish_include: list[str] = field(default_factory=lambda: list(PUBLISH_KINDS))
     max_unpack_bytes: int = 1 << 40
     max_unpack_ratio: int = 1000
     max_unpack_entries: int = 1_000_000
@@ -203,6 +207,7 @@ _FILE = {
     ("publish", "register_model"): "register_model",
     ("publish", "artifacts_destination"): "artifacts_destination",
     ("publish", "redact_params"): "redact_params",
+    ("publish", "include"): "publish_include",
     ("limits", "max_unpack_bytes"): "max_unpack_bytes",
     ("limits", "max_unpack_ratio"): "max_unpack_ratio",
     ("limits", "max_unpack_entries"): "max_unpack_entries",
@@ -227,6 +232,7 @@ _ENV = {
     "MLFLOW_MODELKIT_REGISTER_MODEL": "register_model",
     "MLFLOW_MODELKIT_ARTIFACTS_DESTINATION": "artifacts_destination",
     "MLFLOW_MODELKIT_REDACT_PARAMS": "redact_params",
+    "MLFLOW_MODELKIT_PUBLISH_INCLUDE": "publish_include",
     "MLFLOW_MODELKIT_MAX_UNPACK_BYTES": "max_unpack_bytes",
     "MLFLOW_MODELKIT_MAX_UNPACK_RATIO": "max_unpack_ratio",
     "MLFLOW_MODELKIT_MAX_UNPACK_ENTRIES": "max_unpack_entries",
@@ -285,6 +291,14 @@ def _validate(cfg: Config) -> None:
             f"required_attestations: unknown {bad[0]!r} ({cfg.source('required_attestations')}); "
             f"use {', '.join(ATTESTATIONS)}"
         )
+    include = [k.strip().lower() for k in cfg.publish_include]
+    where = f"publish.include ({cfg.source('publish_include')})"
+    bad = [k for k in include if k not in PUBLISH_KINDS]
+    if bad:
+        raise ModelKitError(f"{where}: unknown kind {bad[0]!r}; use {', '.join(PUBLISH_KINDS)}")
+    if "model" not in include:
+        raise ModelKitError(f"{where}: must include 'model' (a kit without its model is not a kit)")
+    cfg.publish_include = [k for k in PUBLISH_KINDS if k in include]
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> Config:

@@ -92,7 +92,8 @@ SIGNATURES = {
         "accept_max_severity: 'str' = 'high', require_signature: 'bool' = False, "
         "required_attestations: 'list[str]' = <factory>, max_severity: 'str' = 'medium', "
         "register_model: 'bool' = False, artifacts_destination: 'str | None' = None, "
-        "redact_params: 'list[str]' = <factory>, max_unpack_bytes: 'int' = 1099511627776, "
+        "redact_params: 'list[str]' = <factory>, publish_include: 'list[str]' = <factory>, "
+        "max_unpack_bytes: 'int' = 1099511627776, "
         "max_unpack_ratio: 'int' = 1000, max_unpack_entries: 'int' = 1000000, "
         "path: 'str | None' = None, _sources: 'dict[str, str]' = <factory>) -> None"
     ),
