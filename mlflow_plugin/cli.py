@@ -446,6 +446,14 @@ def keygen(out_dir: str) -> None:
     help="Accept matching findings (globs, repeatable) up to the admin's [accept] max_severity.",
 )
 @click.option("--reason", help="Why the accepted findings are acceptable (signed into the scan attestation).")
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="KIND",
+    help="Leave code, docs or datasets out of the kit (repeatable; within the admin's [publish] include): "
+    "referenced by SHA-256 in the provenance only.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
     run: str,
@@ -456,6 +464,7 @@ def publish(
     register_as: str | None,
     accept: tuple[str, ...],
     reason: str | None,
+    exclude: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Publish RUN (runs:/<id> or the run id) as a hardened kit: scanned, attested, signed, tagged.
@@ -493,6 +502,7 @@ def publish(
             progress=progress,
             accept=accept,
             reason=reason,
+            exclude=exclude,
         )
     except PublishBlocked as e:
         if as_json:

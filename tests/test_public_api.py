@@ -181,7 +181,7 @@ SIGNATURES = {
         "repository: 'str | None' = None, model: 'str | None' = None, "
         "register_as: 'str | None' = None, tracking_uri: 'str | None' = None, "
         "config: 'Any' = None, progress: 'Progress | None' = None, accept: 'Sequence[str]' = (), "
-        "reason: 'str | None' = None) -> 'PublishResult'"
+        "reason: 'str | None' = None, exclude: 'Sequence[str]' = ()) -> 'PublishResult'"
     ),
     "pull": (
         "(source: 'str', dest: 'str', progress: 'Progress | None' = None, **registry_options: 'Any') -> 'str'"

@@ -13,7 +13,9 @@ Steps (each reported to ``progress(stage, done, total)``):
    built from the run (package name/version/authors/description/license, model framework from
    the MLmodel flavors, datasets, code, docs), and so are the provenance statement and the ML-BOM,
    all in memory. Params and tags named like secrets (``[publish] redact_params``) keep their name
-   and get the value ``[redacted]`` in all three (:mod:`mlflow_plugin.trust.redact`).
+   and get the value ``[redacted]`` in all three (:mod:`mlflow_plugin.trust.redact`). Kinds the
+   admin's ``[publish] include`` leaves out, or ``exclude`` names, get no layer and no Kitfile
+   entry: the provenance references each of their files by SHA-256 only.
 2. **scan** — first the metadata the kit will carry (the Kitfile config, the provenance, the
    ML-BOM, the run's params and tags): a secret there is at least ``high`` and blocks publishing
    *before anything is stored*, with a finding that names the param, tag or field (never the
@@ -248,6 +250,7 @@ def publish_run(
     progress: Progress | None = None,
     accept: Sequence[str] = (),
     reason: str | None = None,
+    exclude: Sequence[str] = (),
 ) -> PublishResult:
     """Turn ``run_id`` into a hardened, signed, scanned kit tagged ``tag``; see the module docstring.
 
@@ -259,7 +262,9 @@ def publish_run(
     report) when the scan finds something at or above ``scan.fail_on``. ``accept`` (``RULE[:PATH]``
     globs) with a ``reason`` accepts matching findings up to ``[accept] max_severity``: they stop
     blocking and the acceptance (who, when, why) is signed into the scan attestation
-    (:mod:`mlflow_plugin.scanner.accept`).
+    (:mod:`mlflow_plugin.scanner.accept`). ``exclude`` (``code``, ``docs``, ``datasets``) narrows
+    what the admin's ``[publish] include`` lets the kit carry: excluded files get no layer and no
+    Kitfile entry, only a SHA-256 reference in the provenance; the scan covers what is published.
 
     >>> import pathlib, tempfile
     >>> from mlflow import MlflowClient
@@ -292,6 +297,7 @@ def publish_run(
     cfg = config or load_config()
     progress = progress or _noop
     check_tag(tag)
+    allowed = _allowed_kinds(cfg.publish_include, exclude)
     acceptances = parse_all(accept, reason, by=_publisher(), at=now_rfc3339())
     key_path = key or cfg.signing_key
     if not key_path:
@@ -312,7 +318,9 @@ def publish_run(
         raise ModelKitError(f"run {run_id} has no artifacts and no logged model: nothing to publish")
     target_store = repository or (run_src or model_src).store  # type: ignore[union-attr]
     target = _open(target_store, settings)
-    blobs, layers, kitfile, files = _compose(run, model_src, model_name, run_src, tag, cfg.redact_params)
+    blobs, layers, kitfile, files, excluded = _compose(
+        run, model_src, model_name, run_src, tag, cfg.redact_params, allowed
+    )
     config_bytes = kitfile.to_json()
     cdesc = Descriptor.for_bytes(KIT_CONFIG, config_bytes)
     created = from_mlflow_ms(run.info.end_time or run.info.start_time) or now_rfc3339()
@@ -326,7 +334,7 @@ def publish_run(
     digest = sha256_digest(manifest)
     subject = Descriptor(OCI_MANIFEST, digest, len(manifest))
     facts = _run_facts(client, run_id, files, cfg.redact_params)
-    statement = _provenance(facts, target_store, tag, digest)
+    statement = _provenance(facts, target_store, tag, digest, excluded)
     bom = _mlbom(facts, target_store, digest, files)
     progress("compose", 1, 1)
 
@@ -524,6 +532,33 @@ def _pick_model(
     return None, None
 
 
+def _allowed_kinds(include: Sequence[str], exclude: Sequence[str]) -> frozenset[str]:
+    """The kinds a published kit may carry: the admin's ``include`` minus the publisher's ``exclude``.
+
+    >>> sorted(_allowed_kinds(["model", "code", "docs", "datasets"], ["datasets"]))
+    ['code', 'docs', 'model']
+    >>> _allowed_kinds(["model"], ["model"])
+    Traceback (most recent call last):
+    ...
+    mlflow_plugin.errors.ModelKitError: --exclude model: the model can not be excluded from a published kit
+    """
+    from mlflow_plugin.config import PUBLISH_KINDS
+
+    for kind in exclude:
+        if kind == "model":
+            raise ModelKitError("--exclude model: the model can not be excluded from a published kit")
+        if kind not in PUBLISH_KINDS:
+            raise ModelKitError(f"--exclude {kind!r}: unknown kind; use code, docs or datasets")
+    return frozenset(include) - frozenset(exclude)
+
+
+def _publish_kind(layer_kind: str) -> str:
+    """The ``[publish] include`` kind of a layer kind (model parts are the model, unknown is docs)."""
+    return {"model": "model", "modelpart": "model", "code": "code", "dataset": "datasets"}.get(
+        layer_kind, "docs"
+    )
+
+
 def _compose(
     run: Any,
     model_src: _Source | None,
@@ -531,9 +566,17 @@ def _compose(
     run_src: _Source | None,
     tag: str,
     redact_params: list[str],
-) -> tuple[list[tuple[_Source, Descriptor]], list[Descriptor], Kitfile, list[tuple[str, int, str]]]:
+    allowed: frozenset[str] = frozenset({"model", "code", "docs", "datasets"}),
+) -> tuple[
+    list[tuple[_Source, Descriptor]],
+    list[Descriptor],
+    Kitfile,
+    list[tuple[str, int, str]],
+    list[tuple[str, int, str, str]],
+]:
     """Blobs to make available in the target (source, descriptor), layers (model first, kit order),
-    the Kitfile (params and tags redacted by name) and ``[(path, size, sha256)]`` of every file."""
+    the Kitfile (params and tags redacted by name), ``[(path, size, sha256)]`` of every published
+    file and ``[(path, size, sha256, kind)]`` of every file whose kind is not ``allowed``."""
     from mlflow_plugin.trust.redact import redact_params as redact_by_name
 
     records: list[tuple[str, dict[str, Any], _Source]] = []
@@ -545,7 +588,12 @@ def _compose(
             records.append(("run", d, run_src))
     seen: dict[str, str] = {}
     files: list[tuple[str, int, str]] = []
-    for origin, d, _src in records:
+    excluded: list[tuple[str, int, str, str]] = []
+    kept: list[tuple[str, dict[str, Any], _Source]] = []
+    for origin, d, src in records:
+        kind = _publish_kind(kind_of(d.get("mediaType", "")))
+        if kind in allowed:
+            kept.append((origin, d, src))
         for rec in parse_file_index(d):
             path = rec[0]
             if len(rec) > 2 and rec[2] is None:
@@ -556,7 +604,16 @@ def _compose(
                     "artifacts; rename one of them"
                 )
             seen[path] = origin
-            files.append((path, int(rec[1]), rec[2]))
+            if kind in allowed:
+                files.append((path, int(rec[1]), rec[2]))
+            else:
+                excluded.append((path, int(rec[1]), rec[2], kind))
+    if records and not kept:
+        raise ModelKitError(
+            f"nothing to publish for run {run.info.run_id}: every layer is excluded by policy "
+            f"(allowed: {', '.join(sorted(allowed))})"
+        )
+    records = kept
     blobs = [(src, Descriptor.from_json(d)) for _origin, d, src in records]
     params = redact_by_name(dict(run.data.params), redact_params)
     mlmodel = None
@@ -601,7 +658,7 @@ def _compose(
         },
     )
     descs = compose(kf, layer_records, template)
-    return blobs, descs, kf, sorted(files)
+    return blobs, descs, kf, sorted(files), sorted(excluded)
 
 
 def _ensure_blob(target: Repository, src: _Source, d: Descriptor) -> None:
@@ -722,11 +779,13 @@ def _run_facts(client: Any, run_id: str, files: list[tuple[str, int, str]], reda
     )
 
 
-def _provenance(facts: Any, store: str, tag: str, digest: str) -> dict[str, Any]:
+def _provenance(
+    facts: Any, store: str, tag: str, digest: str, excluded: list[tuple[str, int, str, str]]
+) -> dict[str, Any]:
     from mlflow_plugin.trust import provenance
 
     return provenance.build_statement(
-        facts, subject_name=store, subject_digest=digest, kit_ref=f"{store}:{tag}"
+        facts, subject_name=store, subject_digest=digest, kit_ref=f"{store}:{tag}", excluded=list(excluded)
     )
 
 

@@ -48,7 +48,10 @@ have no ``digest`` and ``annotations.reachable: false`` with a ``note``), the pa
 base model (``inputs.model_inputs``; ``digest.sha256`` is the kit manifest digest when that run was
 published, from its ``modelkit.digest`` tag), and the Python environment (``digest.sha256`` over
 the sorted ``name==version`` lines of the installed distributions, as the run-context provider
-records it).
+records it), and every file the publisher's policy kept out of the kit (``[publish] include``,
+``publish --exclude``): ``{"name": "excluded:<kit path>", "digest": {"sha256": …},
+"annotations": {"kind", "path", "size", "excludedFromKit": true, "note": "excluded from the kit by
+policy"}}``, so a verifier knows what the model was trained on without receiving it.
 
 ``runDetails``: ``builder.id`` = ``https://mlflow-modelkit.dev/builder/mlflow-modelkit@<version>``;
 ``metadata.invocationId`` = ``<tracking URI>#/experiments/<id>/runs/<run id>``; ``startedOn`` /
@@ -554,6 +557,31 @@ def _dependencies(facts: RunFacts) -> list[dict[str, Any]]:
     return deps
 
 
+EXCLUDED_NOTE = "excluded from the kit by policy"
+
+
+def _excluded(files: list[tuple[str, int, str, str]]) -> list[dict[str, Any]]:
+    """ResourceDescriptors of files kept out of the kit: digest, kind, path and size, no content.
+
+    >>> _excluded([("data/train.csv", 12, "ab" * 32, "datasets")])[0]["annotations"]["note"]
+    'excluded from the kit by policy'
+    """
+    return [
+        {
+            "name": f"excluded:{path}",
+            "digest": {"sha256": _hex_digest(sha)},
+            "annotations": {
+                "kind": kind,
+                "path": path,
+                "size": size,
+                "excludedFromKit": True,
+                "note": EXCLUDED_NOTE,
+            },
+        }
+        for path, size, sha, kind in sorted(files)
+    ]
+
+
 def build_statement(
     facts: RunFacts,
     subject_name: str,
@@ -561,13 +589,16 @@ def build_statement(
     extra_subjects: list[dict] | None = None,
     kit_ref: str | None = None,
     model_requirements: list[str] | None = None,
+    excluded: list[tuple[str, int, str, str]] | None = None,
 ) -> dict:
     """An in-toto Statement v1 with a SLSA Provenance v1 predicate for ``facts``.
 
     ``subject_digest`` is the kit's manifest digest (``sha256:<hex>`` or ``<hex>``);
     ``extra_subjects`` are further ``{"name", "digest": {alg: hex}}`` entries (e.g. the OMS root
-    digest); ``model_requirements`` overrides ``facts.environment.model_requirements``. The result
-    is validated (:func:`validate_statement`) and deterministic for the same inputs.
+    digest); ``model_requirements`` overrides ``facts.environment.model_requirements``;
+    ``excluded`` lists ``(kit path, size, sha256, kind)`` of files kept out of the kit by policy
+    (referenced in ``resolvedDependencies`` by digest only). The result is validated
+    (:func:`validate_statement`) and deterministic for the same inputs.
 
     >>> st = build_statement(RunFacts(run_id="r" * 32, experiment_id="0"), "kit", "ab" * 32,
     ...                      extra_subjects=[{"name": "model", "digest": {"sha256": "cd" * 32}}])
@@ -634,7 +665,7 @@ def build_statement(
                         "tags": redact_map(facts.tags),
                     }
                 ),
-                "resolvedDependencies": _dependencies(facts),
+                "resolvedDependencies": _dependencies(facts) + _excluded(excluded or []),
             },
             "runDetails": {
                 "builder": {
