@@ -1,12 +1,16 @@
 """Registry credentials and the HTTP authentication dance (Basic and Bearer token).
 
-Where credentials come from (:func:`resolve_credentials`), first match wins:
+Where credentials come from (:func:`resolve_credentials`), first match wins -- the order docker
+and oras users expect, shown by ``mlflow-modelkit config show``:
 
 1. ``MLFLOW_MODELKIT_REGISTRY_USERNAME`` / ``MLFLOW_MODELKIT_REGISTRY_PASSWORD`` (any host);
-2. the Docker config, ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``: ``auths[host]``
-   with ``auth`` (base64 ``user:password``), ``username``/``password`` or ``identitytoken``.
-   Credential helpers (``credsStore``/``credHelpers``) are not run; an entry that only names a
-   helper is ignored with a debug log.
+2. the admin config's ``[registries] credential_helpers = {"HOST:PORT" = "NAME"}``: run
+   ``docker-credential-NAME`` for that host (the TOML names a helper only, never a secret);
+3. the Docker config, ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``:
+   ``credHelpers[host]`` (run that helper), else ``auths[host]`` (``auth`` = base64
+   ``user:password``, ``username``/``password`` or ``identitytoken``), else ``credsStore``
+   (run that helper). See :mod:`mlflow_plugin.storage.dockerconfig` and
+   :mod:`mlflow_plugin.storage.credhelpers`.
 
 How they are used (:class:`RegistryAuth`, one per registry host and credentials):
 
@@ -32,8 +36,6 @@ Credentials(username='ci', password='***', source='')
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 import logging
 import os
 import re
@@ -42,20 +44,30 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import requests
 
 from mlflow_plugin.errors import AuthError, RegistryError
+from mlflow_plugin.storage import dockerconfig
+from mlflow_plugin.storage.credhelpers import TOKEN_USERNAME, helper_get
 
 log = logging.getLogger(__name__)
 
 ENV_USERNAME = "MLFLOW_MODELKIT_REGISTRY_USERNAME"
 ENV_PASSWORD = "MLFLOW_MODELKIT_REGISTRY_PASSWORD"
-CREDENTIALS_HINT = f"check {ENV_USERNAME}/PASSWORD or docker login"
+CREDENTIALS_HINT = (
+    "log in with 'mlflow-modelkit login HOST' (or docker login; or set "
+    "MLFLOW_MODELKIT_REGISTRY_USERNAME/_PASSWORD)"
+)
 
-_DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
-_DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+
+def login_hint(host: str) -> str:
+    """How to log in to ``host``, for error messages.
+
+    >>> login_hint("r.example:5000")[:50]
+    "log in with 'mlflow-modelkit login r.example:5000'"
+    """
+    return CREDENTIALS_HINT.replace("HOST", host)
 
 
 # ---- credentials --------------------------------------------------------------------------------
@@ -110,74 +122,40 @@ class Credentials:
         'Basic YTpi'
         """
         if not self.has_password:
-            raise AuthError(
-                f"{self.who} has no password for Basic authentication: set {ENV_USERNAME} and "
-                f"{ENV_PASSWORD}, or docker login"
-            )
+            raise AuthError(f"{self.who} has no password for Basic authentication: {CREDENTIALS_HINT}")
         raw = f"{self.username}:{self.password}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 def _docker_config_path(environ: Mapping[str, str]) -> Path:
-    base = environ.get("DOCKER_CONFIG")
-    if base:
-        return Path(base).expanduser() / "config.json"
-    return Path.home() / ".docker" / "config.json"
+    return dockerconfig.config_path(environ)
 
 
-def _normalise_host(key: str) -> str:
-    """``https://host:5000/v1/`` → ``host:5000``; Docker Hub aliases → ``docker.io``."""
-    host = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", key.strip()).split("/", 1)[0].lower()
-    return "docker.io" if host in _DOCKER_HUB_ALIASES else host
-
-
-def _from_docker_entry(entry: Mapping[str, Any], source: str) -> Credentials | None:
-    token = str(entry.get("identitytoken") or "")
-    user = str(entry.get("username") or "")
-    password = str(entry.get("password") or "")
-    if entry.get("auth"):
-        try:
-            decoded = base64.b64decode(str(entry["auth"]), validate=False).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            log.warning("ignoring the malformed 'auth' value in %s", source)
-            decoded = ""
-        if ":" in decoded:
-            user, _, password = decoded.partition(":")
-    if not (password or token):
+def _credentials(found: dockerconfig.Found | None) -> Credentials | None:
+    if found is None:
         return None
-    return Credentials(username=user, password=password, identity_token=token, source=source)
+    return Credentials(found.username, found.password, found.identity_token, found.source)
 
 
 def load_docker_config_credentials(
     host: str, path: str | os.PathLike[str] | None = None
 ) -> Credentials | None:
-    """Credentials for ``host`` from a Docker ``config.json`` (``auths`` only; helpers ignored).
+    """Credentials for ``host`` from a Docker ``config.json``: ``credHelpers``, ``auths``, ``credsStore``.
 
     >>> load_docker_config_credentials("nowhere.invalid", "/nonexistent/config.json") is None
     True
     """
     cfg_path = Path(path) if path else _docker_config_path(os.environ)
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        log.warning("cannot read Docker config %s (%s); ignoring it", cfg_path, type(e).__name__)
-        return None
-    want = _normalise_host(host)
-    for key, entry in (cfg.get("auths") or {}).items():
-        if _normalise_host(key) == want and isinstance(entry, dict):
-            creds = _from_docker_entry(entry, f"docker config {cfg_path}")
-            if creds:
-                return creds
-    helper = (cfg.get("credHelpers") or {}).get(host) or cfg.get("credsStore")
-    if helper:
-        log.debug("Docker config %s names credential helper %r; helpers are not run", cfg_path, helper)
-    return None
+    return _credentials(dockerconfig.lookup(host, cfg_path))
 
 
-def resolve_credentials(registry_host: str, environ: Mapping[str, str] | None = None) -> Credentials | None:
-    """Find credentials for ``registry_host`` (env variables first, then the Docker config).
+def resolve_credentials(
+    registry_host: str,
+    environ: Mapping[str, str] | None = None,
+    helpers: Mapping[str, str] | None = None,
+) -> Credentials | None:
+    """Find credentials for ``registry_host``: env variables, then the admin config's credential
+    helper for the host (``helpers``: host → helper name), then the Docker config.
 
     >>> resolve_credentials("r.example:5000", {ENV_USERNAME: "ci", ENV_PASSWORD: "x"})
     Credentials(username='ci', password='***', source='environment')
@@ -188,7 +166,40 @@ def resolve_credentials(registry_host: str, environ: Mapping[str, str] | None = 
         return Credentials(username=user, password=password, source="environment")
     if user or password:
         log.warning("only one of %s/%s is set; ignoring both", ENV_USERNAME, ENV_PASSWORD)
+    want = dockerconfig.normalise_host(registry_host)
+    for host, name in (helpers or {}).items():
+        if dockerconfig.normalise_host(host) == want:
+            got = helper_get(name, registry_host, "[registries] credential_helpers in the admin config")
+            if got is None:
+                return None
+            source = f"credential helper docker-credential-{name} (admin config)"
+            if got[0] == TOKEN_USERNAME:
+                return Credentials(identity_token=got[1], source=source)
+            return Credentials(username=got[0], password=got[1], source=source)
     return load_docker_config_credentials(registry_host, _docker_config_path(env))
+
+
+def credential_sources(
+    environ: Mapping[str, str] | None = None, helpers: Mapping[str, str] | None = None
+) -> list[tuple[str, str, str]]:
+    """``(setting, value, source)`` rows for ``config show``: each credential source that applies,
+    in lookup order, secrets masked.
+
+    >>> credential_sources({ENV_USERNAME: "ci", ENV_PASSWORD: "x", "DOCKER_CONFIG": "/nonexistent"})
+    [('credentials.1', "user 'ci', password ********", 'env MLFLOW_MODELKIT_REGISTRY_USERNAME/_PASSWORD')]
+    """
+    env = os.environ if environ is None else environ
+    rows: list[tuple[str, str, str]] = []
+    user, password = env.get(ENV_USERNAME, ""), env.get(ENV_PASSWORD, "")
+    if user and password:
+        rows.append(("env", f"user {user!r}, password ********", f"env {ENV_USERNAME}/_PASSWORD"))
+    for host, name in sorted((helpers or {}).items()):
+        where = "admin config [registries] credential_helpers"
+        rows.append(("admin", f"{host} -> docker-credential-{name}", where))
+    path = _docker_config_path(env)
+    for what, value in dockerconfig.describe(path):
+        rows.append(("docker", f"{what}: {value}", f"docker config {path}"))
+    return [(f"credentials.{i}", v, s) for i, (_, v, s) in enumerate(rows, 1)]
 
 
 # ---- WWW-Authenticate and scopes -----------------------------------------------------------------
@@ -411,15 +422,14 @@ class RegistryAuth:
     def _basic_retry(self, sent: str | None, what: str) -> None:
         if not self.credentials:
             raise AuthError(
-                f"{what}: registry {self.host} requires credentials (401): set {ENV_USERNAME}/"
-                f"{ENV_PASSWORD} or docker login"
+                f"{what}: registry {self.host} requires credentials (401): {login_hint(self.host)}"
             )
         if sent and sent.lower().startswith("basic "):
             raise self._rejected(what)
         if not self.credentials.has_password:
             raise AuthError(
                 f"{what}: registry {self.host} uses Basic auth but {self.credentials.who} has no "
-                f"password: {CREDENTIALS_HINT}"
+                f"password: {login_hint(self.host)}"
             )
 
     @staticmethod
@@ -445,12 +455,13 @@ class RegistryAuth:
         if not self.credentials:
             return AuthError(
                 f"{what}: registry {self.host} requires credentials (its token server refused anonymous "
-                f"access): set {ENV_USERNAME}/{ENV_PASSWORD} or docker login"
+                f"access): {login_hint(self.host)}"
             )
         who = self.credentials.who if self.credentials else "anonymous access"
         src = f" (from {self.credentials.source})" if self.credentials and self.credentials.source else ""
         return AuthError(
-            f"{what}: registry {self.host} rejected the credentials for {who}{src} (401): {CREDENTIALS_HINT}"
+            f"{what}: registry {self.host} rejected the credentials for {who}{src} (401): "
+            f"{login_hint(self.host)}"
         )
 
     def _denied(self, need: Scopes, ch: Challenge, what: str) -> AuthError:
@@ -459,7 +470,7 @@ class RegistryAuth:
         if not self.credentials:
             return AuthError(
                 f"{what}: registry {self.host} denied {wanted} to anonymous access ({err}): "
-                f"set {ENV_USERNAME}/{ENV_PASSWORD} or docker login"
+                f"{login_hint(self.host)}"
             )
         return AuthError(
             f"{what}: registry {self.host} denied {wanted} to {self.credentials.who} ({err}): "

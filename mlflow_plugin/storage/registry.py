@@ -89,6 +89,7 @@ from mlflow_plugin.storage.auth import (
     Credentials,
     RegistryAuth,
     Scopes,
+    login_hint,
     merge_scopes,
     repository_scope,
     resolve_credentials,
@@ -111,6 +112,7 @@ from mlflow_plugin.storage.transport import (
     ResponseStream,
     TransientError,
     backoff,
+    check_client_cert,
     connection_reason,
     discard,
     error_detail,
@@ -122,6 +124,7 @@ from mlflow_plugin.storage.transport import (
     seek_position,
     short,
     split_registry,
+    tls_hint,
     tls_reason,
     transport_for,
     with_query,
@@ -147,6 +150,7 @@ class RegistryRepository(Repository):
     ``insecure=None`` uses plain HTTP only for loopback hosts (unless ``ca_bundle`` is given, which
     implies TLS; ``https://host`` / ``http://host`` also choose explicitly), HTTPS otherwise;
     ``ca_bundle`` (or ``REQUESTS_CA_BUNDLE``) names the CA file for a private TLS registry;
+    ``client_cert`` is ``(certificate file, key file)`` for a registry that requires mTLS;
     ``credentials=None`` resolves them with :func:`~mlflow_plugin.storage.auth.resolve_credentials`.
     """
 
@@ -158,6 +162,7 @@ class RegistryRepository(Repository):
         credentials: Credentials | None = None,
         insecure: bool | None = None,
         ca_bundle: str | None = None,
+        client_cert: tuple[str, str] | None = None,
         retries: int = 3,
         timeout: float = 60.0,
     ) -> None:
@@ -174,7 +179,8 @@ class RegistryRepository(Repository):
         api_host = _DOCKER_HUB_API.get(host.lower(), host)
         self.base_url = f"{scheme}://{api_host}"
         creds = credentials if credentials is not None else resolve_credentials(host)
-        self._t = transport_for(self.base_url, host, creds, resolve_verify(ca_bundle), self.timeout)
+        cert = check_client_cert(client_cert, host)
+        self._t = transport_for(self.base_url, host, creds, resolve_verify(ca_bundle), self.timeout, cert)
 
     def __repr__(self) -> str:
         return f"RegistryRepository({self.display!r}, url={self.base_url!r})"
@@ -245,11 +251,7 @@ class RegistryRepository(Repository):
             )
         except requests.exceptions.SSLError as e:
             reason = tls_reason(e)
-            hint = (
-                "the registry may speak plain HTTP: use insecure=True"
-                if "wrong version" in reason
-                else "pass ca_bundle=<CA certificate file> or set REQUESTS_CA_BUNDLE to the registry's CA"
-            )
+            hint = tls_hint(reason, self.registry, self._t.client_cert)
             raise RegistryError(
                 f"{op}: TLS verification of registry {self.registry} failed ({reason}): {hint}"
             ) from None
@@ -357,7 +359,10 @@ class RegistryRepository(Repository):
                 "permission on the repository or use other credentials"
             )
         if status == 401:
-            return AuthError(f"{op}: registry {self.registry} refused the credentials ({detail})")
+            return AuthError(
+                f"{op}: registry {self.registry} refused the credentials ({detail}): "
+                f"{login_hint(self.registry)}"
+            )
         if (
             status == 400
             and resp.url.startswith("http:")

@@ -132,16 +132,38 @@ def resolve_verify(ca_bundle: str | None) -> bool | str:
     return path
 
 
+def check_client_cert(client_cert: tuple[str, str] | None, host: str) -> tuple[str, str] | None:
+    """``(certificate file, key file)`` for mTLS to ``host`` after checking both exist."""
+    if not client_cert:
+        return None
+    for what, path in zip(("client_cert", "client_key"), client_cert, strict=True):
+        if not path or not os.path.isfile(path):
+            raise ModelKitError(
+                f'{what} {path!r} for registry {host} does not exist: fix [registries.tls."{host}"] '
+                "in the admin config"
+            )
+    return client_cert
+
+
 class Transport:
     """A keep-alive session plus auth state for one registry base URL and one set of credentials."""
 
     def __init__(
-        self, base_url: str, host: str, credentials: Credentials | None, verify: bool | str, timeout: float
+        self,
+        base_url: str,
+        host: str,
+        credentials: Credentials | None,
+        verify: bool | str,
+        timeout: float,
+        client_cert: tuple[str, str] | None = None,
     ) -> None:
         self.base_url = base_url
         self.host = host
         self.verify = verify
+        self.client_cert = client_cert
         self.session = requests.Session()
+        if client_cert:
+            self.session.cert = client_cert
         self.session.trust_env = False  # no ~/.netrc surprises; proxies and CA are resolved here
         self.session.proxies = requests.utils.get_environ_proxies(base_url)
         self.session.headers["User-Agent"] = _USER_AGENT
@@ -156,19 +178,24 @@ class Transport:
         return f"Transport({self.base_url!r}, auth={self.auth!r})"
 
 
-TRANSPORTS: dict[tuple[str, str, Credentials | None], Transport] = {}
+TRANSPORTS: dict[tuple[str, str, Credentials | None, tuple[str, str] | None], Transport] = {}
 TRANSPORTS_LOCK = threading.Lock()
 INDEX_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
 
 
 def transport_for(
-    base_url: str, host: str, credentials: Credentials | None, verify: bool | str, timeout: float
+    base_url: str,
+    host: str,
+    credentials: Credentials | None,
+    verify: bool | str,
+    timeout: float,
+    client_cert: tuple[str, str] | None = None,
 ) -> Transport:
-    key = (base_url, str(verify), credentials)
+    key = (base_url, str(verify), credentials, client_cert)
     with TRANSPORTS_LOCK:
         t = TRANSPORTS.get(key)
         if t is None:
-            t = TRANSPORTS[key] = Transport(base_url, host, credentials, verify, timeout)
+            t = TRANSPORTS[key] = Transport(base_url, host, credentials, verify, timeout, client_cert)
         return t
 
 
@@ -223,13 +250,42 @@ def connection_reason(e: BaseException, timeout: float) -> str:
     return type(e).__name__
 
 
+CLIENT_CERT_ALERTS = ("certificate required", "bad certificate", "handshake failure", "unknown ca")
+
+
 def tls_reason(e: BaseException) -> str:
     for x in exc_chain(e):
+        if isinstance(x, ssl.SSLError) and x.reason and "alert" in str(x.reason).lower():
+            return str(x.reason).lower().replace("_", " ")
         if isinstance(x, ssl.SSLCertVerificationError):
             return f"certificate verify failed: {x.verify_message}"
         if isinstance(x, ssl.SSLError) and x.reason:
             return str(x.reason).lower().replace("_", " ")
     return "TLS handshake failed"
+
+
+def tls_hint(reason: str, host: str, client_cert: tuple[str, str] | None) -> str:
+    """The fix for a failed TLS handshake with registry ``host``.
+
+    >>> tls_hint("tlsv13 alert certificate required", "r:5443", None)[:57]
+    'the registry requires a client certificate (mTLS): set cl'
+    """
+    if "wrong version" in reason:
+        return "the registry may speak plain HTTP: use insecure=True"
+    if "alert" in reason and any(a in reason for a in CLIENT_CERT_ALERTS):
+        if not client_cert:
+            return (
+                "the registry requires a client certificate (mTLS): set client_cert and client_key in "
+                f'[registries.tls."{host}"] of the admin config'
+            )
+        return (
+            "the registry refused the client certificate: check client_cert/client_key in "
+            f'[registries.tls."{host}"] (is it signed by a CA the registry trusts?)'
+        )
+    return (
+        f'pass ca_bundle=<CA certificate file>, set ca_bundle in [registries.tls."{host}"] or set '
+        "REQUESTS_CA_BUNDLE to the registry's CA"
+    )
 
 
 def error_detail(resp: requests.Response) -> tuple[str, str]:

@@ -908,7 +908,9 @@ def test_docker_config_variants(tmp_path: Path) -> None:
     c3 = load_docker_config_credentials("docker.io", cfg)
     assert c3 is not None and (c3.username, c3.password) == ("hub", "pw")
     assert load_docker_config_credentials("r3.example", cfg) is None
-    assert load_docker_config_credentials("r4.example", cfg) is None  # helpers are not run
+    # helpers are run (tests/storage/test_credentials.py); a missing one is named with the fix
+    with pytest.raises(AuthError, match=r"docker-credential-ecr-login .* is not on PATH: install it"):
+        load_docker_config_credentials("r4.example", cfg)
 
 
 def test_token_auth_escalates_from_pull_to_push(token_registry: RegistryServer) -> None:
