@@ -694,5 +694,104 @@ def list_cmd(repository: str, as_json: bool) -> None:
         click.echo(f"{r['tag']:<{w}}  {r['digest']:<71}  {_human(r['size']):>10}  {r['type']}")
 
 
+# ---- serving what verifies (issue 12, requirements 4 and 5) ---------------------------------------
+@main.command()
+@click.argument("ref")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--key", "keys_", multiple=True, help="Trusted public key (repeatable); default: the config's.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Model server workers (default: MLflow's).")
+@click.option("--model", "model", help="The MLflow model directory inside the kit, if it holds several.")
+@click.option(
+    "--from-dir",
+    "from_dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="Serve this read-only unpacked kit (e.g. baked into an image), checked against REF.",
+)
+@click.option("--check-only", is_flag=True, help="Verify and check the files, then exit without serving.")
+def serve(
+    ref: str,
+    port: int,
+    host: str,
+    keys_: tuple[str, ...],
+    workers: int | None,
+    model: str | None,
+    from_dir: str | None,
+    check_only: bool,
+) -> None:
+    """Verify REF, unpack it read-only, check every file against the signed index, then serve it.
+
+    The tag is resolved to a digest once; that digest is printed and sent with every response as
+    the X-ModelKit-Digest header. A kit that fails a check never starts (exit 1)."""
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.harden.serve import ServeRefused, prepare, run_server
+    from mlflow_plugin.harden.verify import TrustPolicy
+    from mlflow_plugin.kit.limits import UnpackLimits
+
+    cfg = load_config()
+    policy = TrustPolicy.from_config(cfg, keys=list(keys_) or None)
+    try:
+        served = prepare(
+            ref,
+            policy,
+            model=model,
+            limits=UnpackLimits.from_config(cfg),
+            directory=from_dir,
+            settings=cfg.storage_settings(),
+        )
+    except ServeRefused as e:
+        click.echo(f"error: {_one_line(str(e))}", err=True)
+        sys.exit(1)
+    if check_only:
+        served.cleanup()
+        click.echo(f"verified {served.reference}: every file of {served.kit_dir} matches the signed index")
+        return
+    click.echo(f"serving {served.reference} from {served.model_dir}", err=True)
+    sys.exit(run_server(served, host, port, workers))
+
+
+@main.command()
+@click.argument("ref")
+@click.option(
+    "--base",
+    default=None,
+    help="Base image, IMAGE[:TAG][@sha256:…] (default python:3.11-slim; pin it by digest).",
+)
+@click.option("--key", "key", help="Public key baked into the image; default: the config's only trusted key.")
+@click.option("-o", "--output", "out_dir", default=".", show_default=True, help="Directory to write into.")
+@click.option("--model", "model", help="The MLflow model directory inside the kit, if it holds several.")
+def dockerfile(ref: str, base: str | None, key: str | None, out_dir: str, model: str | None) -> None:
+    """Write a Dockerfile, modelkit-entry.sh and the public key for serving REF, pinned by digest.
+
+    The image unpacks the kit read-only at build time, runs as a non-root user, and re-verifies
+    the kit with the baked key at start-up before serving."""
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.harden.dockerfile import DEFAULT_BASE, write_recipe
+    from mlflow_plugin.harden.serve import ServeRefused
+
+    cfg = load_config()
+    if key is None:
+        if len(cfg.trusted_keys) != 1:
+            raise click.UsageError("--key PUB is required: the public key the image verifies with")
+        key = cfg.trusted_keys[0]
+    try:
+        r = write_recipe(
+            ref, out_dir, key, base=base or DEFAULT_BASE, model=model, settings=cfg.storage_settings()
+        )
+    except ServeRefused as e:
+        click.echo(f"error: {_one_line(str(e))}", err=True)
+        sys.exit(1)
+    for w in r.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if base is None or "@sha256:" not in base:
+        click.echo(
+            f"warning: the base image is a tag ({base or DEFAULT_BASE}): pin it with --base IMAGE@sha256:…",
+            err=True,
+        )
+    for name in ("Dockerfile", "modelkit-entry.sh", r.key_name):
+        click.echo(os.path.join(out_dir, name))
+    click.echo(f"serves {r.reference}")
+
+
 if __name__ == "__main__":
     main()
