@@ -12,6 +12,12 @@ Example file::
     insecure = ["registry.internal:5000"]       # plain HTTP allowed (loopback always is)
     allowed = ["registry.internal:5000"]        # inside mlflow server: registries the plugin may use
     ca_bundle = "/etc/ssl/private-ca.pem"
+    credential_helpers = { "registry.internal:5000" = "pass" }   # runs docker-credential-pass
+
+    [registries.tls."registry.internal:5443"]  # this registry only
+    ca_bundle = "/etc/modelkit/internal-ca.pem"
+    client_cert = "/etc/modelkit/client.crt"    # mTLS: the registry requires a client certificate
+    client_key = "/etc/modelkit/client.key"
 
     [signing]
     key = "/etc/modelkit/cosign.key"             # passphrase: MLFLOW_MODELKIT_KEY_PASSWORD
@@ -40,8 +46,10 @@ Example file::
     required_attestations = ["provenance", "scan"]
     max_severity = "medium"                      # highest scan severity a trusted kit may carry
 
-Registry credentials come from ``MLFLOW_MODELKIT_REGISTRY_USERNAME``/``_PASSWORD`` or the Docker
-config; they are never stored in this file and ``config show`` masks them.
+Registry credentials come from ``MLFLOW_MODELKIT_REGISTRY_USERNAME``/``_PASSWORD``, a credential
+helper named per registry here, or the Docker config (``mlflow-modelkit login``); passwords are
+never stored in this file (it is often world-readable and checked in), and ``config show`` lists
+every source in lookup order with secrets masked.
 """
 
 from __future__ import annotations
@@ -111,6 +119,8 @@ class Config:
     max_unpack_bytes: int = 1 << 40
     max_unpack_ratio: int = 1000
     max_unpack_entries: int = 1_000_000
+    registry_credential_helpers: dict[str, str] = field(default_factory=dict)
+    registry_tls: dict[str, dict[str, str]] = field(default_factory=dict)
     path: str | None = None
     _sources: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -143,9 +153,14 @@ class Config:
 
     def storage_settings(self) -> StorageSettings:
         """What storage needs of this config: insecure registries and the CA bundle."""
-        from mlflow_plugin.storage.locations import StorageSettings
+        from mlflow_plugin.storage.locations import RegistryTLS, StorageSettings
 
-        return StorageSettings(frozenset(self.insecure_registries), self.ca_bundle)
+        return StorageSettings(
+            frozenset(self.insecure_registries),
+            self.ca_bundle,
+            tls=tuple((h, RegistryTLS(**t)) for h, t in sorted(self.registry_tls.items())),
+            credential_helpers=tuple(sorted(self.registry_credential_helpers.items())),
+        )
 
     def show(self, environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
         """``(setting, value, source)`` rows for ``config show``; secrets are masked."""
@@ -172,6 +187,9 @@ class Config:
                 "env" if env.get("MLFLOW_MODELKIT_KEY_PASSWORD") else "default",
             )
         )
+        from mlflow_plugin.storage.auth import credential_sources
+
+        rows += credential_sources(env, self.registry_credential_helpers)
         rows.append(
             ("config_file", self.path or "(none)", "env MLFLOW_MODELKIT_CONFIG" if self.path else "default")
         )
@@ -179,6 +197,8 @@ class Config:
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {_fmt(x)}" for k, x in sorted(v.items())) if v else "(none)"
     if isinstance(v, list):
         return ", ".join(v) if v else "(none)"
     if v is None:
@@ -192,6 +212,8 @@ _FILE = {
     ("registries", "allowed"): "allowed_registries",
     ("registries", "allowed_layout_roots"): "allowed_layout_roots",
     ("registries", "ca_bundle"): "ca_bundle",
+    ("registries", "credential_helpers"): "registry_credential_helpers",
+    ("registries", "tls"): "registry_tls",
     ("signing", "key"): "signing_key",
     ("signing", "trusted_keys"): "trusted_keys",
     ("scan", "fail_on"): "scan_fail_on",
@@ -242,6 +264,8 @@ _ENV = {
 def _coerce(name: str, value: Any, where: str) -> Any:
     f = {x.name: x for x in fields(Config)}[name]
     kind = str(f.type)
+    if kind.startswith("dict"):
+        return _coerce_registry_table(name, value, where)
     if "list" in kind:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
@@ -270,6 +294,38 @@ def _coerce(name: str, value: Any, where: str) -> Any:
     if not isinstance(value, str):
         raise ModelKitError(f"{where}: expected a string")
     return value
+
+
+_TLS_KEYS = ("ca_bundle", "client_cert", "client_key")
+
+
+def _coerce_registry_table(name: str, value: Any, where: str) -> Any:
+    """``credential_helpers`` (host → helper name) or ``tls`` (host → ca_bundle/client_cert/client_key)."""
+    from mlflow_plugin.storage.credhelpers import helper_program
+    from mlflow_plugin.storage.dockerconfig import check_login_host
+
+    if not isinstance(value, dict):
+        raise ModelKitError(f"{where}: expected a table keyed by registry host")
+    out: dict[str, Any] = {}
+    for host, v in value.items():
+        try:
+            key = check_login_host(host)
+            if name == "registry_credential_helpers":
+                if not isinstance(v, str):
+                    raise ModelKitError("expected a helper name (docker-credential-<name>)")
+                helper_program(v)
+                out[key] = v
+                continue
+            if not isinstance(v, dict) or not v or any(k not in _TLS_KEYS for k in v):
+                raise ModelKitError(f"expected a table with {', '.join(_TLS_KEYS)}")
+            if not all(isinstance(x, str) and x for x in v.values()):
+                raise ModelKitError("expected file paths")
+            if ("client_key" in v) and ("client_cert" not in v):
+                raise ModelKitError("client_key needs client_cert")
+            out[key] = dict(v)
+        except ModelKitError as e:
+            raise ModelKitError(f"{where}.{host!r}: {e}") from None
+    return out
 
 
 def _validate(cfg: Config) -> None:

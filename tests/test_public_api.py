@@ -95,6 +95,8 @@ SIGNATURES = {
         "redact_params: 'list[str]' = <factory>, publish_include: 'list[str]' = <factory>, "
         "max_unpack_bytes: 'int' = 1099511627776, "
         "max_unpack_ratio: 'int' = 1000, max_unpack_entries: 'int' = 1000000, "
+        "registry_credential_helpers: 'dict[str, str]' = <factory>, "
+        "registry_tls: 'dict[str, dict[str, str]]' = <factory>, "
         "path: 'str | None' = None, _sources: 'dict[str, str]' = <factory>) -> None"
     ),
     "Finding": (
