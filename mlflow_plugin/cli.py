@@ -676,6 +676,53 @@ def config_show(as_json: bool) -> None:
         click.echo(f"{k:<{w}}  {v}  [{s}]")
 
 
+@main.command()
+@click.argument("host")
+@click.option("-u", "--username", help="User name (prompted for when missing).")
+@click.option("-p", "--password", help="Password (insecure: visible in process lists; use --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def login(host: str, username: str | None, password: str | None, password_stdin: bool) -> None:
+    """Check credentials against registry HOST, then store them as docker does (a credential
+    helper if the Docker config names one, else config.json)."""
+    from mlflow_plugin.config import load_config
+    from mlflow_plugin.storage.login import login as do_login
+
+    if password is not None and password_stdin:
+        raise click.UsageError("use either --password or --password-stdin")
+    if password is not None:
+        click.echo(
+            "WARNING! Using --password is insecure (process lists, shell history): use --password-stdin.",
+            err=True,
+        )
+    if password_stdin:
+        if not username:
+            raise click.UsageError("--password-stdin needs --username")
+        password = sys.stdin.read(64 * 1024 + 1)
+        if password.endswith("\n"):
+            password = password[:-1]
+        if password.endswith("\r"):
+            password = password[:-1]
+    if not username:
+        username = click.prompt("Username", err=True)
+    if password is None:
+        password = click.prompt("Password", hide_input=True, err=True)
+    result = do_login(host, str(username), str(password), settings=load_config().storage_settings())
+    click.echo(f"Login succeeded: {result.username}@{result.host}, stored in {result.stored_in}")
+
+
+@main.command()
+@click.argument("host")
+def logout(host: str) -> None:
+    """Remove the stored credentials for registry HOST."""
+    from mlflow_plugin.storage.login import logout as do_logout
+
+    removed = do_logout(host)
+    if not removed:
+        click.echo(f"Not logged in to {host.strip()}: no stored credentials")
+        return
+    click.echo(f"Removed the credentials for {host.strip()} from {', '.join(removed)}")
+
+
 @main.command(name="list")
 @click.argument("repository")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
