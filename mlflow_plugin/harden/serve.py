@@ -279,6 +279,8 @@ def child_env(digest: str, environ: dict[str, str] | None = None) -> dict[str, s
     """The model server's environment: no credentials, the digest as a default response header.
 
     >>> env = child_env("sha256:" + "ab" * 32, {"PATH": "/bin", "MLFLOW_MODELKIT_REGISTRY_PASSWORD": "x"})
+    >>> env["PATH"].endswith(":/bin")
+    True
     >>> sorted(env), env["UVICORN_HEADERS"][:26]
     (['PATH', 'UVICORN_HEADERS'], 'X-ModelKit-Digest:sha256:a')
     """
@@ -286,6 +288,11 @@ def child_env(digest: str, environ: dict[str, str] | None = None) -> dict[str, s
     for k in list(env):
         if any(w in k.upper() for w in _SECRET_ENV_WORDS) and k.upper().startswith(("MLFLOW", "DOCKER")):
             del env[k]
+    # ``mlflow models serve`` runs ``uvicorn`` from PATH: the one next to this Python first
+    here = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join(
+        [here, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != here)]
+    )
     header = f"{DIGEST_HEADER}:{digest}"
     env["UVICORN_HEADERS"] = f"{env['UVICORN_HEADERS']} {header}" if env.get("UVICORN_HEADERS") else header
     return env
