@@ -325,6 +325,9 @@ def test_login_stores_auth_in_config_json_0600_and_push_pull_use_it(
     assert host not in json.loads(env.config_json.read_text())["auths"]
     r = env.cli("logout", host)
     assert r.exit_code == 0 and f"Not logged in to {host}" in r.output
+    for path in secret_registry.workdir.rglob("*"):  # the registry's storage and log
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
 
 
 def test_wrong_password_is_one_line_and_nothing_is_stored(env: Env, secret_registry: RegistryServer) -> None:
@@ -481,7 +484,9 @@ def test_refuses_plain_http_non_loopback(env: Env) -> None:
     line = one_line_error(r)
     assert "refusing to store credentials for registry.example.com:5000" in line and "TLS" in line
     assert not env.config_json.exists()
+    env.mp.delenv("MLFLOW_MODELKIT_CONFIG")
     r = env.cli("login", "http://registry.example.com", "-u", USER, "--password-stdin", input=PASSWORD)
+    assert "refusing to store credentials for registry.example.com" in one_line_error(r)
     assert not env.config_json.exists()
 
 
