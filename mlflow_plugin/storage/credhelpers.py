@@ -48,8 +48,7 @@ def _run(name: str, action: str, stdin: str, origin: str) -> tuple[int, bytes]:
     path = shutil.which(program)
     if not path:
         raise AuthError(
-            f"credential helper {program} (named by {origin}) is not on PATH: install it "
-            "or remove that entry"
+            f"credential helper {program} (named by {origin}) is not on PATH: install it or remove that entry"
         )
     try:
         proc = subprocess.run(
