@@ -311,3 +311,60 @@ def test_bad_input_is_one_line(home: Path, kit: Kit) -> None:
     assert out.exit_code == 2 and out.output.count("error:") == 1, out.output
     out = cli("serve", "not a ref", "--key", kit.pub)
     assert out.exit_code == 2 and out.output.count("\n") == 1, out.output
+
+
+# ---- secrets ---------------------------------------------------------------------------------------
+def _child_environs(server: Server) -> dict[int, bytes]:
+    """The environment of every descendant of the ``serve`` process (the model server, its workers)."""
+    parent: dict[int, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat_line = Path(f"/proc/{pid}/stat").read_text()
+            parent[int(pid)] = int(stat_line.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {server.proc.pid}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - found
+        found |= frontier
+    out = {}
+    for pid in found:
+        with contextlib.suppress(OSError):
+            out[pid] = Path(f"/proc/{pid}/environ").read_bytes()
+    return out
+
+
+def test_no_secret_leaks_with_a_private_registry(
+    home: Path, kit: Kit, auth_registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS + htpasswd registry, password from MLFLOW_MODELKIT_REGISTRY_PASSWORD: serve and dockerfile
+    work; neither the password nor the passphrase is printed, written or given to the model server."""
+    assert auth_registry.ca is not None
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", auth_registry.ca)
+    monkeypatch.setenv("MLFLOW_MODELKIT_REGISTRY_USERNAME", auth_registry.username)
+    monkeypatch.setenv("MLFLOW_MODELKIT_REGISTRY_PASSWORD", auth_registry.password)
+    repo = f"serve/private-{uuid.uuid4().hex[:8]}"
+    run_id, _mid, model, X = log_model_run(auth_registry.host, repo)
+    end_runs()
+    r = publish_run(run_id, "v1", key=kit.key)
+    secrets = (auth_registry.password, PASSPHRASE)
+    texts: list[str] = []
+    with serving(home, r.reference, "--key", kit.pub) as server:
+        preds, resp = predict(server, X)
+        assert preds == model.predict(X).tolist() and resp.headers["X-ModelKit-Digest"] == r.digest
+        environs = _child_environs(server)
+        assert environs, "no model server process found"
+        for env in environs.values():
+            assert all(s.encode() not in env for s in secrets)
+            assert b"MLFLOW_MODELKIT_REGISTRY_PASSWORD" not in env
+    texts.append(server.stderr())
+    out = CliRunner().invoke(main, ["dockerfile", r.reference, "--key", kit.pub, "-o", str(home / "private")])
+    assert out.exit_code == 0, out.output
+    texts += [out.output, *(p.read_text() for p in (home / "private").iterdir())]
+    monkeypatch.setenv("MLFLOW_MODELKIT_REGISTRY_PASSWORD", "wrong-" + auth_registry.password)
+    server = start(home, r.reference, "--key", kit.pub)
+    assert server.proc.wait(timeout=60) == 2
+    errors = [ln for ln in server.stderr().splitlines() if ln.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error:"), errors
+    texts.append(server.stderr())
+    blob = "\n".join(texts)
+    for s in secrets:
+        assert s not in blob
