@@ -197,7 +197,7 @@ def load_recipient(path: str) -> PublicKey:
 def load_decryption_key(path: str, password: bytes | None = None) -> PrivateKey:
     """A recipient private key (PEM PKCS#8/SEC1/PKCS#1); ``password`` or
     ``$MLFLOW_MODELKIT_KEY_PASSWORD`` unlocks an encrypted one. Errors never show the passphrase."""
-    from mlflow_plugin.trust.keys import PASSWORD_ENV, _parse_private_pem, passphrase_from_env
+    from mlflow_plugin.trust.keys import PASSWORD_ENV, passphrase_from_env
 
     data = _read(path, "decryption key")
     encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
@@ -206,7 +206,17 @@ def load_decryption_key(path: str, password: bytes | None = None) -> PrivateKey:
         raise ModelKitError(
             f"decryption key {path} is encrypted and no passphrase was given: set {PASSWORD_ENV}"
         )
-    key = _parse_private_pem(data, secret, path)
+    try:
+        key = serialization.load_pem_private_key(data, password=secret)
+    except (ValueError, TypeError):
+        hint = (
+            f"wrong passphrase for {path}: set {PASSWORD_ENV}"
+            if secret
+            else f"{path} is not a valid PEM private key"
+        )
+        raise ModelKitError(hint) from None
+    except Exception:
+        raise ModelKitError(f"{path} is not a PEM private key") from None
     return _check_key(key, path)
 
 

@@ -140,6 +140,9 @@ def test_encrypted_private_key_needs_passphrase(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(ModelKitError, match="no passphrase") as e:
         load_decryption_key(key)
     assert "pa55" not in str(e.value)
+    with pytest.raises(ModelKitError, match="wrong passphrase") as e:
+        load_decryption_key(key, b"not-it")
+    assert "not-it" not in str(e.value)
     ct, enc = _encrypt([pub], b"abc")
     opened = open_layer(enc.annotations, [load_decryption_key(key, b"pa55-enc-key")], layer="l")
     out = io.BytesIO()
