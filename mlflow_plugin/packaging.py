@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
@@ -521,6 +521,7 @@ def unpack(
     ignore_existing: bool = False,
     progress: Progress | None = None,
     limits: UnpackLimits | None = None,
+    decrypt_keys: Sequence[str] | None = None,
     **registry_options: Any,
 ) -> list[str]:
     """Extract a kit into ``directory`` (verified, safe; nothing written if any check fails).
@@ -531,7 +532,9 @@ def unpack(
     ``[limits]``) bound the decompressed output of the whole unpack, each layer's ratio and entries;
     exceeding one raises :class:`~mlflow_plugin.errors.LimitExceededError`.
     Returns the written paths (relative to ``directory``); ``progress`` gets the stage
-    ``"unpack"`` in bytes of the selected layers.
+    ``"unpack"`` in bytes of the selected layers. Encrypted layers (ocicrypt's ``+encrypted``) are
+    opened with ``decrypt_keys`` (recipient private key paths; default ``$MLFLOW_MODELKIT_DECRYPT_KEYS``),
+    decrypted into the staging area and released only after their HMAC and plaintext digest verify.
 
     >>> import pathlib, tempfile
     >>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
@@ -571,6 +574,9 @@ def unpack(
                 index = parse_file_index(by_raw[d.digest])
                 with repo.open_blob(d.digest, d.size) as blob:
                     counted = cast("IO[bytes]", _Counting(blob, cb))  # read() is all extract_layer uses
+                    if d.media_type.endswith("+encrypted"):  # ocicrypt (trust/ocicrypt.py)
+                        written += _extract_encrypted(counted, by_raw[d.digest], st, budget, decrypt_keys)
+                        continue
                     written += extract_layer(
                         counted, d.media_type, st, budget=budget, layer=d.digest, index=index
                     )
@@ -581,6 +587,29 @@ def unpack(
         return written
     finally:
         repo.close()
+
+
+def _extract_encrypted(
+    blob: IO[bytes], raw: dict[str, Any], st: Staging, budget: Budget, key_paths: Sequence[str] | None
+) -> list[str]:
+    """Decrypt one ocicrypt layer into an unnamed file in the staging area, verify its ciphertext
+    digest, HMAC and plaintext digest, and only then untar it into the staging area."""
+    import tempfile
+
+    from mlflow_plugin.trust import ocicrypt
+
+    desc = Descriptor.from_json(raw)
+    paths = list(key_paths) if key_paths is not None else ocicrypt.decrypt_keys_from_env()
+    keys = [ocicrypt.load_decryption_key(p) for p in paths]
+    opened = ocicrypt.open_layer(raw.get("annotations") or {}, keys, layer=desc.digest)
+    with tempfile.TemporaryFile(dir=st.dir) as plain:
+        ocicrypt.decrypt_layer(blob, plain, opened, layer=desc.digest)
+        verify = getattr(blob, "verify", None)
+        if verify:
+            verify()  # the ciphertext's digest, as for any layer
+        plain.seek(0)
+        media_type = ocicrypt.plain_media_type(desc.media_type)
+        return extract_layer(plain, media_type, st, budget=budget, layer=desc.digest)
 
 
 class _Counting:
