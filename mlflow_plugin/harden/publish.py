@@ -251,6 +251,7 @@ def publish_run(
     accept: Sequence[str] = (),
     reason: str | None = None,
     exclude: Sequence[str] = (),
+    encrypt_for: Sequence[str] = (),
 ) -> PublishResult:
     """Turn ``run_id`` into a hardened, signed, scanned kit tagged ``tag``; see the module docstring.
 
@@ -265,6 +266,10 @@ def publish_run(
     (:mod:`mlflow_plugin.scanner.accept`). ``exclude`` (``code``, ``docs``, ``datasets``) narrows
     what the admin's ``[publish] include`` lets the kit carry: excluded files get no layer and no
     Kitfile entry, only a SHA-256 reference in the provenance; the scan covers what is published.
+    ``encrypt_for`` (recipient public keys, ``keygen --encryption``) publishes every layer encrypted
+    in containers/ocicrypt's format (:mod:`mlflow_plugin.trust.ocicrypt`): the plaintext kit is
+    scanned where the drafts are and never stored in the target; signatures and attestations cover
+    the encrypted manifest; encrypted layers carry no path or file-index annotation.
 
     >>> import pathlib, tempfile
     >>> from mlflow import MlflowClient
@@ -292,6 +297,7 @@ def publish_run(
     from mlflow_plugin.scanner.accept import accept_findings, parse_all
     from mlflow_plugin.scanner.api import scan_kit
     from mlflow_plugin.scanner.report import Severity
+    from mlflow_plugin.trust import ocicrypt
     from mlflow_plugin.trust.signer import Signer
 
     cfg = config or load_config()
@@ -305,6 +311,7 @@ def publish_run(
             "no signing key: pass --key PATH or set signing.key / MLFLOW_MODELKIT_SIGNING_KEY"
         )
     signer = Signer.from_key_file(key_path, password)  # None: $MLFLOW_MODELKIT_KEY_PASSWORD or a prompt
+    recipients = [ocicrypt.load_recipient(p) for p in encrypt_for]
     client = MlflowClient(tracking_uri=tracking_uri)
     run = _get_run(client, run_id, tracking_uri)
     run_uri = resolve_artifact_uri(run.info.artifact_uri, cfg.artifacts_destination)
@@ -347,15 +354,19 @@ def publish_run(
     )
     if meta.failed(threshold):
         _blocked(client, run_id, meta, threshold, "secrets in the metadata the kit would carry")
+    scan_repo, scan_store = target, target_store
+    if recipients:  # the plaintext kit never reaches the target: scan it where the drafts are
+        first = run_src or model_src
+        scan_repo, scan_store = first.repo, first.store  # type: ignore[union-attr]
     for src, d in blobs:
-        _ensure_blob(target, src, d)
-    target.push_bytes(config_bytes, KIT_CONFIG)
-    stored = target.put_manifest(manifest, OCI_MANIFEST, tag=None)  # no tag until signed
+        _ensure_blob(scan_repo, src, d)
+    scan_repo.push_bytes(config_bytes, KIT_CONFIG)
+    stored = scan_repo.put_manifest(manifest, OCI_MANIFEST, tag=None)  # no tag until signed
     if stored != digest:
-        raise ModelKitError(f"{target_store} stored the manifest as {stored}, expected {digest}")
+        raise ModelKitError(f"{scan_store} stored the manifest as {stored}, expected {digest}")
     policy = cfg.scan_policy()
     report = scan_kit(
-        f"{target_store}@{digest}",
+        f"{scan_store}@{digest}",
         policy=policy,
         unpack_limits=UnpackLimits.from_config(cfg),
         settings=settings,
@@ -368,6 +379,24 @@ def publish_run(
         _blocked(client, run_id, judged.open_report(), threshold, "the scan", cfg.accept_max_severity)
     scan_doc = judged.to_json()
     scan_doc["scanned_at"] = now_precise()
+    if recipients:  # encrypt each scanned layer into the target; what is signed is the encrypted kit
+        enc_layers = _encrypt_layers(target, blobs, layers, kitfile, recipients)
+        config_bytes = kitfile.to_json()
+        manifest = build_manifest(
+            Descriptor.for_bytes(KIT_CONFIG, config_bytes),
+            enc_layers,
+            created=created,
+            cli_version=f"mlflow-modelkit-{__version__}",
+            extra_annotations={"dev.mlflow-modelkit.run-id": run_id},
+        )
+        digest = sha256_digest(manifest)
+        subject = Descriptor(OCI_MANIFEST, digest, len(manifest))
+        statement = _provenance(facts, target_store, tag, digest, excluded)
+        bom = _mlbom(facts, target_store, digest, files)
+        target.push_bytes(config_bytes, KIT_CONFIG)
+        stored = target.put_manifest(manifest, OCI_MANIFEST, tag=None)
+        if stored != digest:
+            raise ModelKitError(f"{target_store} stored the manifest as {stored}, expected {digest}")
 
     # ---- 3./4. attest and sign ------------------------------------------------------------------
     # what publish attests, with the evidence and the subject name each statement carries
@@ -669,6 +698,44 @@ def _ensure_blob(target: Repository, src: _Source, d: Descriptor) -> None:
         return
     with src.repo.open_blob(d.digest, d.size) as f:
         target.push_blob(f, d.digest, d.size)
+
+
+def _encrypt_layers(
+    target: Repository,
+    blobs: list[tuple[_Source, Descriptor]],
+    layers: list[Descriptor],
+    kitfile: Kitfile,
+    recipients: Sequence[Any],
+) -> list[Descriptor]:
+    """Stream each plaintext layer from its draft through ocicrypt's cipher into ``target``
+    (only ciphertext is pushed; it is staged in an unnamed local temp file); point the Kitfile's
+    layer digests at the ciphertext (``diffId`` stays the plaintext tar's). The encrypted
+    descriptors carry no path or file index: the tar inside has them."""
+    import tempfile
+
+    from mlflow_plugin.kit.kitfile import LayerInfo
+    from mlflow_plugin.kit.mediatypes import ANN_FILEPATH
+    from mlflow_plugin.trust import ocicrypt
+
+    src_of = {d.digest: src for src, d in blobs}
+    renamed: dict[str, str] = {}
+    out: list[Descriptor] = []
+    for d in layers:
+        with tempfile.TemporaryFile() as ct:
+            with src_of[d.digest].repo.open_blob(d.digest, d.size) as f:
+                enc = ocicrypt.encrypt_layer(f, ct, recipients, expected_digest=d.digest)
+            ct.seek(0)
+            if not target.blob_exists(enc.digest):
+                target.push_blob(ct, enc.digest, enc.size)
+        ann = {k: v for k, v in (d.annotations or {}).items() if k not in (ANN_FILES, ANN_FILEPATH)}
+        ann.update(enc.annotations)
+        out.append(Descriptor(d.media_type + ocicrypt.ENC_SUFFIX, enc.digest, enc.size, annotations=ann))
+        renamed[d.digest] = enc.digest
+    parts = kitfile.model.parts if kitfile.model is not None else []
+    for entry in [kitfile.model, *parts, *kitfile.code, *kitfile.datasets, *kitfile.docs]:
+        if entry is not None and entry.layer is not None and entry.layer.digest in renamed:
+            entry.layer = LayerInfo(renamed[entry.layer.digest], entry.layer.diff_id)
+    return out
 
 
 # where run params and tags sit in each published document (key path prefixes)
