@@ -244,8 +244,21 @@ def pull(source: str, dest: str) -> None:
 )
 @click.option("-o", "--overwrite", is_flag=True, help="Replace existing files.")
 @click.option("-i", "--ignore-existing", is_flag=True, help="Keep existing files, write the rest.")
+@click.option(
+    "--decrypt-key",
+    "decrypt_keys",
+    multiple=True,
+    metavar="KEY",
+    help="Recipient private key (enc.key) of an encrypted kit (repeatable; "
+    "default: MLFLOW_MODELKIT_DECRYPT_KEYS).",
+)
 def unpack(
-    ref: str, directory: str, filters: tuple[str, ...], overwrite: bool, ignore_existing: bool
+    ref: str,
+    directory: str,
+    filters: tuple[str, ...],
+    overwrite: bool,
+    ignore_existing: bool,
+    decrypt_keys: tuple[str, ...],
 ) -> None:
     """Extract kit REF into a directory (verified; nothing is written if a check fails).
 
@@ -264,6 +277,7 @@ def unpack(
             ignore_existing=ignore_existing,
             progress=_Bars(stack),
             limits=limits,
+            decrypt_keys=list(decrypt_keys) or None,
         )
     click.echo(f"unpacked {len(files)} files into {directory}")
     if not filters:
@@ -412,12 +426,32 @@ def _print_report(report: Any) -> None:
 @click.option(
     "-o", "--output", "out_dir", default=".", show_default=True, help="Directory for cosign.key/.pub."
 )
-def keygen(out_dir: str) -> None:
+@click.option(
+    "--encryption",
+    "kind",
+    flag_value="ec",
+    default=None,
+    help="Create a recipient key pair for encrypted kits instead: enc.pub / enc.key (EC P-256).",
+)
+@click.option("--encryption-rsa", "kind", flag_value="rsa", help="Like --encryption, with RSA-3072.")
+def keygen(out_dir: str, kind: str | None) -> None:
     """Create an ECDSA P-256 key pair: cosign.key (encrypted PKCS8, 0600) and cosign.pub.
 
-    The passphrase comes from MLFLOW_MODELKIT_KEY_PASSWORD or a prompt.
+    The passphrase comes from MLFLOW_MODELKIT_KEY_PASSWORD or a prompt. With --encryption,
+    a recipient key pair enc.pub (give it to publishers: publish --encrypt-for) and enc.key (0600,
+    unencrypted unless MLFLOW_MODELKIT_KEY_PASSWORD is set; unpack --decrypt-key).
     """
     from mlflow_plugin.trust import keys
+
+    if kind:
+        from mlflow_plugin.trust import ocicrypt
+
+        pub_path, priv_path = ocicrypt.generate_recipient_keypair(
+            out_dir, kind, keys.passphrase_from_env(prompt=False)
+        )
+        click.echo(f"private key: {priv_path} (mode 0600; keep it with whoever unpacks)")
+        click.echo(f"public key:  {pub_path} (publish --encrypt-for {pub_path})")
+        return
 
     password = keys.passphrase_from_env(confirm=True)
     if not password:
@@ -454,6 +488,13 @@ def keygen(out_dir: str) -> None:
     help="Leave code, docs or datasets out of the kit (repeatable; within the admin's [publish] include): "
     "referenced by SHA-256 in the provenance only.",
 )
+@click.option(
+    "--encrypt-for",
+    "encrypt_for",
+    multiple=True,
+    metavar="PUB",
+    help="Encrypt every layer for this recipient public key (enc.pub from keygen --encryption; repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
     run: str,
@@ -465,6 +506,7 @@ def publish(
     accept: tuple[str, ...],
     reason: str | None,
     exclude: tuple[str, ...],
+    encrypt_for: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Publish RUN (runs:/<id> or the run id) as a hardened kit: scanned, attested, signed, tagged.
@@ -503,6 +545,7 @@ def publish(
             accept=accept,
             reason=reason,
             exclude=exclude,
+            encrypt_for=encrypt_for,
         )
     except PublishBlocked as e:
         if as_json:
