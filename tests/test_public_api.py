@@ -183,7 +183,8 @@ SIGNATURES = {
         "repository: 'str | None' = None, model: 'str | None' = None, "
         "register_as: 'str | None' = None, tracking_uri: 'str | None' = None, "
         "config: 'Any' = None, progress: 'Progress | None' = None, accept: 'Sequence[str]' = (), "
-        "reason: 'str | None' = None, exclude: 'Sequence[str]' = ()) -> 'PublishResult'"
+        "reason: 'str | None' = None, exclude: 'Sequence[str]' = (), "
+        "encrypt_for: 'Sequence[str]' = ()) -> 'PublishResult'"
     ),
     "pull": (
         "(source: 'str', dest: 'str', progress: 'Progress | None' = None, **registry_options: 'Any') -> 'str'"
@@ -205,7 +206,7 @@ SIGNATURES = {
         "(ref: 'str', directory: 'str', filters: 'list[str] | None' = None, "
         "overwrite: 'bool' = False, ignore_existing: 'bool' = False, "
         "progress: 'Progress | None' = None, limits: 'UnpackLimits | None' = None, "
-        "**registry_options: 'Any') -> 'list[str]'"
+        "decrypt_keys: 'Sequence[str] | None' = None, **registry_options: 'Any') -> 'list[str]'"
     ),
     "verify": (
         "(ref: 'str', keys: 'list[Any] | None' = None, policy: 'TrustPolicy | None' = None, "
