@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
+import shutil
 import stat
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pytest
+from _envhelpers import clean_env, end_runs, use_tracking
+from _registries import RegistryServer, registry_binary
+from click.testing import CliRunner, Result
 
+from mlflow_plugin import packaging as ops
+from mlflow_plugin.cli import main
 from mlflow_plugin.errors import ModelKitError
+from mlflow_plugin.harden.verify import verify
+from mlflow_plugin.storage.locations import open_location
 from mlflow_plugin.trust import ocicrypt
 from mlflow_plugin.trust.ocicrypt import (
     ANN_JWE,
@@ -148,3 +162,227 @@ def test_encrypted_private_key_needs_passphrase(tmp_path: Path, monkeypatch: pyt
     out = io.BytesIO()
     decrypt_layer(io.BytesIO(ct), out, opened, layer="l")
     assert out.getvalue() == b"abc"
+
+
+# ---- publish --encrypt-for into a separate real registry, then unpack ---------------------------------
+PASSPHRASE = "ocicrypt-signing-pass 9c1e"
+
+
+@dataclass
+class EncPublished:
+    store: str
+    ref: str
+    digest: str
+    files: dict[str, bytes]
+    target: RegistryServer
+    signing_pub: str
+    ec: tuple[str, str]
+    rsa: tuple[str, str]
+    home: Path
+
+
+@pytest.fixture(scope="module")
+def target_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """The publish target: its own process and storage dir (the drafts live in ``registry``)."""
+    server = RegistryServer(registry_binary(), tmp_path_factory.mktemp("registry-enc"), "registry-enc")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def published(
+    registry: RegistryServer,
+    target_registry: RegistryServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    ec_keys: tuple[str, str],
+    rsa_keys: tuple[str, str],
+) -> Iterator[EncPublished]:
+    home = tmp_path_factory.mktemp("enc-publish")
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp, PASSPHRASE)
+        mp.delenv("MLFLOW_MODELKIT_DECRYPT_KEYS", raising=False)
+        mp.setenv("XDG_CACHE_HOME", str(home / "xdg-cache"))
+        use_tracking(f"sqlite:///{home}/mlflow.db")
+        r = cli("keygen", "-o", str(home / "signing"))
+        assert r.exit_code == 0, r.output
+        files = {
+            "weights/model.bin": os.urandom(300_000),
+            "notes/README.md": (b"confidential fraud model notes, do not share. " * 40),
+        }
+        exp = mlflow.create_experiment(
+            f"enc-{uuid.uuid4().hex[:8]}",
+            artifact_location=f"modelkit://{registry.host}/enc/src-{uuid.uuid4().hex[:8]}",
+        )
+        with mlflow.start_run(experiment_id=exp) as run:
+            for rel, data in files.items():
+                p = home / "src" / rel
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(data)
+                mlflow.log_artifact(str(p), os.path.dirname(rel))
+        end_runs()
+        store = f"{target_registry.host}/enc/fraud"
+        r = cli(
+            "publish",
+            f"runs:/{run.info.run_id}",
+            "--tag",
+            "v1",
+            "--key",
+            str(home / "signing" / "cosign.key"),
+            "--repository",
+            store,
+            "--encrypt-for",
+            ec_keys[0],
+            "--encrypt-for",
+            rsa_keys[0],
+            "--json",
+        )
+        assert r.exit_code == 0, r.output
+        digest = json.loads(r.output)["digest"]
+        yield EncPublished(
+            store,
+            f"{store}:v1",
+            digest,
+            files,
+            target_registry,
+            str(home / "signing" / "cosign.pub"),
+            ec_keys,
+            rsa_keys,
+            home,
+        )
+        end_runs()
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.mark.registry
+def test_no_plaintext_window_in_target_storage(published: EncPublished) -> None:
+    chunk = 32  # every 64-byte window of a file contains a whole aligned 32-byte chunk
+    needles = {
+        data[i : i + chunk]
+        for data in published.files.values()
+        for i in range(0, len(data) - chunk + 1, chunk)
+    }
+    needles = {n for n in needles if len(set(n)) > 4}  # skip degenerate chunks (none in random data)
+    assert len(needles) > 9000
+    scanned = 0
+    for path in published.target.root.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        scanned += len(data)
+        for off in range(0, max(len(data) - chunk + 1, 0)):
+            if data[off : off + chunk] in needles:
+                pytest.fail(f"plaintext bytes found in {path} at {off}")
+    assert scanned > 300_000  # the ciphertext is there
+
+
+@pytest.mark.registry
+def test_manifest_layers_encrypted_and_verify(published: EncPublished) -> None:
+    repo, _ = open_location(published.store)
+    data, _mt, digest = repo.get_manifest("v1")
+    assert digest == published.digest
+    m = json.loads(data)
+    assert m["layers"]
+    for d in m["layers"]:
+        assert d["mediaType"].endswith("+encrypted")
+        ann = d.get("annotations") or {}
+        assert ANN_JWE in ann and ANN_PUBOPTS in ann
+        assert "dev.mlflow-modelkit.files" not in ann and "org.cncf.model.filepath" not in ann
+    assert b"weights/model.bin" not in data and b"README.md" not in data
+    result = verify(published.ref, keys=[published.signing_pub])
+    assert result.ok, result
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("which", ["ec", "rsa"])
+def test_unpack_with_each_key(published: EncPublished, which: str, tmp_path: Path) -> None:
+    key = (published.ec if which == "ec" else published.rsa)[1]
+    out = tmp_path / "out"
+    r = cli("unpack", published.ref, "-d", str(out), "--decrypt-key", key)
+    assert r.exit_code == 0, r.output
+    for rel, data in published.files.items():
+        assert (out / rel).read_bytes() == data
+
+
+@pytest.mark.registry
+def test_unpack_env_keys(published: EncPublished, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", f"{published.rsa[1]}")
+    files = ops.unpack(published.ref, str(tmp_path / "o"))
+    assert "weights/model.bin" in files
+
+
+@pytest.mark.registry
+def test_unpack_without_or_with_wrong_key(
+    published: EncPublished, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_MODELKIT_DECRYPT_KEYS", raising=False)
+    out = tmp_path / "none"
+    with pytest.raises(ModelKitError, match=r"is encrypted: pass --decrypt-key") as e:
+        ops.unpack(published.ref, str(out))
+    assert "\n" not in str(e.value) and not out.exists()
+    _pub, stranger = generate_recipient_keypair(str(tmp_path / "stranger"))
+    r = CliRunner().invoke(main, ["unpack", published.ref, "-d", str(out), "--decrypt-key", stranger])
+    assert r.exit_code != 0
+    assert "not a recipient of this kit: none of the decryption keys opens layer sha256:" in r.output
+    assert not out.exists()
+
+
+@pytest.mark.registry
+def test_flipped_byte_in_registry_refused_nothing_written(published: EncPublished, tmp_path: Path) -> None:
+    repo, _ = open_location(published.store)
+    data, _mt, _d = repo.get_manifest("v1")
+    layer = max(json.loads(data)["layers"], key=lambda d: d["size"])
+    path = published.target.blob_path(layer["digest"])
+    original = path.read_bytes()
+    try:
+        bad = bytearray(original)
+        bad[len(bad) // 2] ^= 0x01
+        path.write_bytes(bytes(bad))
+        out = tmp_path / "target"
+        out.mkdir()
+        with pytest.raises(ModelKitError) as e:
+            ops.unpack(published.ref, str(out), decrypt_keys=[published.ec[1]])
+        assert "\n" not in str(e.value)
+        assert list(out.iterdir()) == []
+    finally:
+        path.write_bytes(original)
+
+
+@pytest.mark.registry
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
+@pytest.mark.parametrize("which", ["ec", "rsa"])
+def test_skopeo_decrypts(published: EncPublished, which: str, tmp_path: Path) -> None:
+    """Interop: containers/image + ocicrypt (skopeo --decryption-key) open what we wrote."""
+    key = (published.ec if which == "ec" else published.rsa)[1]
+    out = tmp_path / "dir"
+    p = subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--src-tls-verify=false",
+            "--decryption-key",
+            key,
+            f"docker://{published.ref}",
+            f"dir:{out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    print("skopeo:", p.returncode, p.stderr.strip()[-2000:])
+    assert p.returncode == 0, p.stderr
+    repo, _ = open_location(published.store)
+    enc = json.loads(repo.get_manifest("v1")[0])
+    plain = json.loads((out / "manifest.json").read_text())
+    for e, d in zip(enc["layers"], plain["layers"], strict=True):
+        opened = open_layer(e["annotations"], [load_decryption_key(key)], layer=e["digest"])
+        assert d["digest"] == opened.digest  # skopeo's decrypted layer is our plaintext tar
+        assert not d["mediaType"].endswith("+encrypted")
+        blob = (out / d["digest"].split(":", 1)[1]).read_bytes()
+        assert "sha256:" + hashlib.sha256(blob).hexdigest() == opened.digest
