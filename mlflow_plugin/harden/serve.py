@@ -341,8 +341,30 @@ def run_server(served: Prepared, host: str, port: int, workers: int | None = Non
             proc.wait()
         with contextlib.suppress(ProcessLookupError, PermissionError):  # workers left in the group
             os.killpg(proc.pid, signal.SIGTERM)
+        _reap_group(proc.pid)
         served.cleanup()
     return 0 if code in (-signal.SIGTERM, -signal.SIGINT) else code
+
+
+def _reap_group(pgid: int, grace: float = 10.0) -> None:
+    """Wait until every process of the server's group (uvicorn workers too) is gone, so nothing
+    listens once ``serve`` returns; SIGKILL whatever is left after ``grace`` seconds."""
+    import time
+
+    deadline = time.monotonic() + grace
+    killed = False
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        if time.monotonic() > deadline:
+            if killed:
+                return  # only zombies nobody reaps are left: they hold no socket
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+            killed, deadline = True, time.monotonic() + 5
+        time.sleep(0.05)
 
 
 def _line(text: str) -> str:
