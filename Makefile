@@ -23,9 +23,6 @@ node-check:
 # unless jupyter_ext/labextension is already built (then `make frontend` rebuilds it).
 $(VENV)/.installed: pyproject.toml frontend/package.json frontend/yarn.lock | node-check
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@# install.json goes into the wheel from frontend/ (shared-data); a stray copy inside the built
-	@# labextension (left by a dev tool) would be added twice and fail the build
-	@rm -f jupyter_ext/labextension/install.json
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
 	@touch $@

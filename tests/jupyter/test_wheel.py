@@ -76,9 +76,9 @@ def test_packages(wheel: zipfile.ZipFile) -> None:
 
 
 def test_jupyter_ext_package(wheel: zipfile.ZipFile) -> None:
-    if not (ROOT / "jupyter_ext" / "__init__.py").is_file():
-        pytest.skip("jupyter_ext/__init__.py is not in this checkout yet: nothing to ship")
-    assert "jupyter_ext/__init__.py" in _names(wheel)
+    names = _names(wheel)
+    for module in ("__init__.py", "handlers.py", "widgets.py", "seed.py"):
+        assert f"jupyter_ext/{module}" in names, module
 
 
 def test_labextension(wheel: zipfile.ZipFile) -> None:
