@@ -557,6 +557,5 @@ def test_screenshot_dir_is_ignored() -> None:
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
     )
-    if out.returncode == 128:
-        pytest.skip("not a git checkout")
-    assert out.returncode == 0, "tests/jupyter/ui-screenshots/ is not in .gitignore"
+    # 1: not ignored; 128: not a git checkout (the tests run from a clone: CI clones main)
+    assert out.returncode == 0, f"tests/jupyter/ui-screenshots/ is not ignored by git: {out.stderr!r}"
