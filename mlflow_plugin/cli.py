@@ -848,13 +848,24 @@ def serve(
     help="Base image, IMAGE[:TAG][@sha256:…] (default python:3.11-slim; pin it by digest).",
 )
 @click.option("--key", "key", help="Public key baked into the image; default: the config's only trusted key.")
-@click.option("-o", "--output", "out_dir", default=".", show_default=True, help="Directory to write into.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    default=None,
+    help="Write Dockerfile, modelkit-entry.sh and the key into this directory "
+    "(default: print one self-contained Dockerfile to stdout).",
+)
 @click.option("--model", "model", help="The MLflow model directory inside the kit, if it holds several.")
-def dockerfile(ref: str, base: str | None, key: str | None, out_dir: str, model: str | None) -> None:
-    """Write a Dockerfile, modelkit-entry.sh and the public key for serving REF, pinned by digest.
+def dockerfile(ref: str, base: str | None, key: str | None, out_dir: str | None, model: str | None) -> None:
+    """Print a Dockerfile serving REF, pinned by digest (or, with -o DIR, write the recipe's files).
 
-    The image unpacks the kit read-only at build time, runs as a non-root user, and re-verifies
-    the kit with the baked key at start-up before serving."""
+    Without -o, stdout is exactly one Dockerfile with the entry script and the public key embedded
+    (BuildKit heredocs): `mlflow-modelkit dockerfile REF > Dockerfile` then `docker build - <
+    Dockerfile`. With -o DIR: Dockerfile, modelkit-entry.sh and <sha256>.pub. The image unpacks the
+    kit read-only at build time, runs as a non-root user, and re-verifies the kit with the baked key
+    at start-up before serving. Encrypted kits need `--secret id=modelkit_decrypt_key,src=enc.key`
+    at build time. Warnings go to stderr."""
     from mlflow_plugin.config import load_config
     from mlflow_plugin.harden.dockerfile import DEFAULT_BASE, write_recipe
     from mlflow_plugin.harden.serve import ServeRefused
@@ -872,12 +883,15 @@ def dockerfile(ref: str, base: str | None, key: str | None, out_dir: str, model:
         click.echo(f"error: {_one_line(str(e))}", err=True)
         sys.exit(1)
     for w in r.warnings:
-        click.echo(f"warning: {w}", err=True)
+        click.echo(f"warning: {_one_line(w)}", err=True)
     if base is None or "@sha256:" not in base:
         click.echo(
             f"warning: the base image is a tag ({base or DEFAULT_BASE}): pin it with --base IMAGE@sha256:…",
             err=True,
         )
+    if out_dir is None:
+        click.echo(r.single_file(), nl=False)  # stdout is the Dockerfile and nothing else
+        return
     for name in ("Dockerfile", "modelkit-entry.sh", r.key_name):
         click.echo(os.path.join(out_dir, name))
     click.echo(f"serves {r.reference}")
