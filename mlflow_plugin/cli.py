@@ -236,6 +236,18 @@ def pull(source: str, dest: str) -> None:
     click.echo(f"{dest}@{digest}")
 
 
+def _decrypt_option(fn: Any) -> Any:
+    """``--decrypt-key`` (repeatable): recipient private keys of encrypted kits."""
+    return click.option(
+        "--decrypt-key",
+        "decrypt_keys",
+        multiple=True,
+        metavar="KEY",
+        help="Recipient private key (enc.key) of an encrypted kit (repeatable; default: "
+        "[encryption] decrypt_keys / MLFLOW_MODELKIT_DECRYPT_KEYS).",
+    )(fn)
+
+
 @main.command()
 @click.argument("ref")
 @click.option("-d", "--dir", "directory", default=".", show_default=True, help="Directory to unpack into.")
@@ -244,14 +256,7 @@ def pull(source: str, dest: str) -> None:
 )
 @click.option("-o", "--overwrite", is_flag=True, help="Replace existing files.")
 @click.option("-i", "--ignore-existing", is_flag=True, help="Keep existing files, write the rest.")
-@click.option(
-    "--decrypt-key",
-    "decrypt_keys",
-    multiple=True,
-    metavar="KEY",
-    help="Recipient private key (enc.key) of an encrypted kit (repeatable; "
-    "default: MLFLOW_MODELKIT_DECRYPT_KEYS).",
-)
+@_decrypt_option
 def unpack(
     ref: str,
     directory: str,
@@ -281,7 +286,7 @@ def unpack(
         )
     click.echo(f"unpacked {len(files)} files into {directory}")
     if not filters:
-        sig = _write_model_sig(ref, directory, overwrite)
+        sig = _write_model_sig(ref, directory, overwrite, list(decrypt_keys) or None)
         if sig:
             click.echo(
                 f"wrote {sig} (check it: model_signing verify key {directory} --signature {sig} "
@@ -289,25 +294,29 @@ def unpack(
             )
 
 
-def _write_model_sig(ref: str, directory: str, overwrite: bool) -> str | None:
-    """Write the kit's OpenSSF model_signing bundle (if it has one) as DIR/model.sig."""
+def _write_model_sig(ref: str, directory: str, overwrite: bool, decrypt_keys: list[str] | None) -> str | None:
+    """Write the kit's OpenSSF model_signing bundle (if it has one; an encrypted kit's decrypted)
+    as DIR/model.sig."""
     from mlflow_plugin.config import load_config
     from mlflow_plugin.storage.locations import open_location
     from mlflow_plugin.trust.attach import PRED_OMS, list_attachments
+    from mlflow_plugin.trust.sealed import Decryptor
 
-    repo, loc = open_location(ref, default_tag="latest", settings=load_config().storage_settings())
+    cfg = load_config()
+    repo, loc = open_location(ref, default_tag="latest", settings=cfg.storage_settings())
     try:
         digest = repo.resolve(loc.reference or "latest").digest
         oms = [a for a in list_attachments(repo, digest) if a.predicate_type == PRED_OMS]
+        bundle = Decryptor(decrypt_keys or cfg.decrypt_keys).attachment(oms[0]) if oms else None
     finally:
         repo.close()
-    if not oms:
+    if bundle is None:
         return None
     path = os.path.join(directory, "model.sig")
     if os.path.exists(path) and not overwrite:
         raise ModelKitError(f"{path} already exists; use --overwrite")
     with open(path, "wb") as f:
-        f.write(oms[0].bundle)
+        f.write(bundle)
     return path
 
 
@@ -378,6 +387,7 @@ def inspect(ref: str, as_json: bool) -> None:
     metavar="MODULE",
     help="Trust every global of this module (repeatable; prefer --allow-global).",
 )
+@_decrypt_option
 def scan(
     target: str,
     as_json: bool,
@@ -385,6 +395,7 @@ def scan(
     fail_on: str,
     allow_globals: tuple[str, ...],
     allow_modules: tuple[str, ...],
+    decrypt_keys: tuple[str, ...],
 ) -> None:
     """Scan a file, a directory or a kit (oci:DIR:TAG, HOST/REPO:TAG) without executing anything.
 
@@ -394,11 +405,17 @@ def scan(
     from mlflow_plugin.kit.limits import UnpackLimits
     from mlflow_plugin.scanner.api import scan as run_scan
     from mlflow_plugin.scanner.report import Severity
+    from mlflow_plugin.trust.sealed import Decryptor
 
     cfg = load_config()  # the admin's allowlist extensions apply to every scan
     policy = cfg.scan_policy(allow_globals, allow_modules)
+    dec = Decryptor(list(decrypt_keys) or cfg.decrypt_keys)
     report = run_scan(
-        target, policy=policy, unpack_limits=UnpackLimits.from_config(cfg), settings=cfg.storage_settings()
+        target,
+        policy=policy,
+        unpack_limits=UnpackLimits.from_config(cfg),
+        settings=cfg.storage_settings(),
+        decrypt=dec.decrypt_to_temp if dec.paths else None,
     )
     if sarif:
         data = json.dumps(report.to_sarif(), indent=2)
@@ -599,12 +616,17 @@ def publish(
 @click.option("--key", "keys_", multiple=True, help="Trusted public key (repeatable); default: the config's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-deep", is_flag=True, help="Skip re-hashing every blob.")
-def verify(ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool) -> None:
-    """Verify signatures, attestations, scan verdict and every digest of REF. Exit 0 only if all hold."""
+@_decrypt_option
+def verify(
+    ref: str, keys_: tuple[str, ...], as_json: bool, no_deep: bool, decrypt_keys: tuple[str, ...]
+) -> None:
+    """Verify signatures, attestations, scan verdict and every digest of REF. Exit 0 only if all hold.
+
+    An encrypted kit's attestations and plaintext digests need its recipient key (--decrypt-key)."""
     from mlflow_plugin.config import load_config
     from mlflow_plugin.harden.verify import TrustPolicy, verify_kit
 
-    policy = TrustPolicy.from_config(load_config(), keys=list(keys_) or None)
+    policy = TrustPolicy.from_config(load_config(), keys=list(keys_) or None, decrypt_keys=list(decrypt_keys))
     with ExitStack() as stack:
         result = verify_kit(ref, policy, deep=not no_deep, progress=_Bars(stack))
     if as_json:
@@ -680,12 +702,13 @@ def rescan(repository: str, key: str | None, dry_run: bool, as_json: bool) -> No
 @click.argument("ref")
 @click.option("--key", "keys_", multiple=True, help="Trusted public key (repeatable); default: the config's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the in-toto statement as JSON.")
-def provenance(ref: str, keys_: tuple[str, ...], as_json: bool) -> None:
+@_decrypt_option
+def provenance(ref: str, keys_: tuple[str, ...], as_json: bool, decrypt_keys: tuple[str, ...]) -> None:
     """Show the verified SLSA provenance of REF."""
     from mlflow_plugin.config import load_config
     from mlflow_plugin.harden.verify import TrustPolicy, verify_kit
 
-    policy = TrustPolicy.from_config(load_config(), keys=list(keys_) or None)
+    policy = TrustPolicy.from_config(load_config(), keys=list(keys_) or None, decrypt_keys=list(decrypt_keys))
     policy.required_attestations = ["provenance"]
     result = verify_kit(ref, policy, deep=False)
     if result.provenance is None or not result.ok:
@@ -799,6 +822,7 @@ def list_cmd(repository: str, as_json: bool) -> None:
     help="Serve this read-only unpacked kit (e.g. baked into an image), checked against REF.",
 )
 @click.option("--check-only", is_flag=True, help="Verify and check the files, then exit without serving.")
+@_decrypt_option
 def serve(
     ref: str,
     port: int,
@@ -808,6 +832,7 @@ def serve(
     model: str | None,
     from_dir: str | None,
     check_only: bool,
+    decrypt_keys: tuple[str, ...],
 ) -> None:
     """Verify REF, unpack it read-only, check every file against the signed index, then serve it.
 
@@ -819,7 +844,7 @@ def serve(
     from mlflow_plugin.kit.limits import UnpackLimits
 
     cfg = load_config()
-    policy = TrustPolicy.from_config(cfg, keys=list(keys_) or None)
+    policy = TrustPolicy.from_config(cfg, keys=list(keys_) or None, decrypt_keys=list(decrypt_keys))
     try:
         served = prepare(
             ref,

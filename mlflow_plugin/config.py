@@ -36,6 +36,10 @@ Example file::
     redact_params = ["*password*", "*secret*", "*token*", "*_key"]   # value published as "[redacted]"
     include = ["model", "code", "docs"]          # what a published kit may carry; the rest: SHA-256 only
 
+    [encryption]
+    recipients = ["/etc/modelkit/serving-enc.pub"]   # publish encrypts every kit for these (+ --encrypt-for)
+    decrypt_keys = ["/etc/modelkit/enc.key"]     # keys that open encrypted kits (unpack, load, verify)
+
     [limits]
     max_unpack_bytes = 1099511627776             # total decompressed output of one unpack (1 TiB)
     max_unpack_ratio = 1000                      # decompressed / compressed size of a layer
@@ -119,6 +123,8 @@ class Config:
     max_unpack_bytes: int = 1 << 40
     max_unpack_ratio: int = 1000
     max_unpack_entries: int = 1_000_000
+    encrypt_for: list[str] = field(default_factory=list)
+    decrypt_keys: list[str] = field(default_factory=list)
     registry_credential_helpers: dict[str, str] = field(default_factory=dict)
     registry_tls: dict[str, dict[str, str]] = field(default_factory=dict)
     path: str | None = None
@@ -230,6 +236,8 @@ _FILE = {
     ("publish", "artifacts_destination"): "artifacts_destination",
     ("publish", "redact_params"): "redact_params",
     ("publish", "include"): "publish_include",
+    ("encryption", "recipients"): "encrypt_for",
+    ("encryption", "decrypt_keys"): "decrypt_keys",
     ("limits", "max_unpack_bytes"): "max_unpack_bytes",
     ("limits", "max_unpack_ratio"): "max_unpack_ratio",
     ("limits", "max_unpack_entries"): "max_unpack_entries",
@@ -255,6 +263,8 @@ _ENV = {
     "MLFLOW_MODELKIT_ARTIFACTS_DESTINATION": "artifacts_destination",
     "MLFLOW_MODELKIT_REDACT_PARAMS": "redact_params",
     "MLFLOW_MODELKIT_PUBLISH_INCLUDE": "publish_include",
+    "MLFLOW_MODELKIT_ENCRYPT_FOR": "encrypt_for",
+    "MLFLOW_MODELKIT_DECRYPT_KEYS": "decrypt_keys",
     "MLFLOW_MODELKIT_MAX_UNPACK_BYTES": "max_unpack_bytes",
     "MLFLOW_MODELKIT_MAX_UNPACK_RATIO": "max_unpack_ratio",
     "MLFLOW_MODELKIT_MAX_UNPACK_ENTRIES": "max_unpack_entries",

@@ -533,7 +533,8 @@ def unpack(
     exceeding one raises :class:`~mlflow_plugin.errors.LimitExceededError`.
     Returns the written paths (relative to ``directory``); ``progress`` gets the stage
     ``"unpack"`` in bytes of the selected layers. Encrypted layers (ocicrypt's ``+encrypted``) are
-    opened with ``decrypt_keys`` (recipient private key paths; default ``$MLFLOW_MODELKIT_DECRYPT_KEYS``),
+    opened with ``decrypt_keys`` (recipient private key paths; default: the admin's ``[encryption]
+    decrypt_keys`` or ``$MLFLOW_MODELKIT_DECRYPT_KEYS``), the sealed Kitfile too,
     decrypted into the staging area and released only after their HMAC and plaintext digest verify.
 
     >>> import pathlib, tempfile
@@ -560,7 +561,8 @@ def unpack(
                 f"{ref} exists but is not a ModelKit (config type {cdesc.get('mediaType')!r})"
             )
         config = repo.read_blob(cdesc["digest"], cdesc.get("size"))
-        kf = Kitfile.from_json(config)
+        dec = _decryptor(decrypt_keys)
+        kf = Kitfile.from_json(dec.kitfile(m, config, ref))  # an encrypted kit's is sealed in the manifest
         by_raw = {d["digest"]: d for d in m.get("layers") or []}
         by_digest = {k: Descriptor.from_json(d) for k, d in by_raw.items()}
         plan = _unpack_plan(kf, by_digest, m)
@@ -575,7 +577,7 @@ def unpack(
                 with repo.open_blob(d.digest, d.size) as blob:
                     counted = cast("IO[bytes]", _Counting(blob, cb))  # read() is all extract_layer uses
                     if d.media_type.endswith("+encrypted"):  # ocicrypt (trust/ocicrypt.py)
-                        written += _extract_encrypted(counted, by_raw[d.digest], st, budget, decrypt_keys)
+                        written += _extract_encrypted(counted, by_raw[d.digest], st, budget, dec)
                         continue
                     written += extract_layer(
                         counted, d.media_type, st, budget=budget, layer=d.digest, index=index
@@ -589,25 +591,27 @@ def unpack(
         repo.close()
 
 
+def _decryptor(decrypt_keys: Sequence[str] | None) -> Any:
+    """Recipient keys: the given paths, else the admin's (``[encryption] decrypt_keys`` /
+    ``$MLFLOW_MODELKIT_DECRYPT_KEYS``); loaded only if the kit turns out to be encrypted."""
+    from mlflow_plugin.trust.sealed import Decryptor
+
+    if decrypt_keys is None:
+        from mlflow_plugin.config import load_config
+
+        decrypt_keys = load_config().decrypt_keys
+    return Decryptor(list(decrypt_keys))
+
+
 def _extract_encrypted(
-    blob: IO[bytes], raw: dict[str, Any], st: Staging, budget: Budget, key_paths: Sequence[str] | None
+    blob: IO[bytes], raw: dict[str, Any], st: Staging, budget: Budget, dec: Any
 ) -> list[str]:
     """Decrypt one ocicrypt layer into an unnamed file in the staging area, verify its ciphertext
     digest, HMAC and plaintext digest, and only then untar it into the staging area."""
-    import tempfile
-
     from mlflow_plugin.trust import ocicrypt
 
     desc = Descriptor.from_json(raw)
-    paths = list(key_paths) if key_paths is not None else ocicrypt.decrypt_keys_from_env()
-    keys = [ocicrypt.load_decryption_key(p) for p in paths]
-    opened = ocicrypt.open_layer(raw.get("annotations") or {}, keys, layer=desc.digest)
-    with tempfile.TemporaryFile(dir=st.dir) as plain:
-        ocicrypt.decrypt_layer(blob, plain, opened, layer=desc.digest)
-        verify = getattr(blob, "verify", None)
-        if verify:
-            verify()  # the ciphertext's digest, as for any layer
-        plain.seek(0)
+    with dec.decrypt_to_temp(raw, blob, dir=st.dir) as plain:
         media_type = ocicrypt.plain_media_type(desc.media_type)
         return extract_layer(plain, media_type, st, budget=budget, layer=desc.digest)
 

@@ -269,7 +269,10 @@ def publish_run(
     ``encrypt_for`` (recipient public keys, ``keygen --encryption``) publishes every layer encrypted
     in containers/ocicrypt's format (:mod:`mlflow_plugin.trust.ocicrypt`): the plaintext kit is
     scanned where the drafts are and never stored in the target; signatures and attestations cover
-    the encrypted manifest; encrypted layers carry no path or file-index annotation.
+    the encrypted manifest; encrypted layers carry no path or file-index annotation, the config
+    blob a redacted Kitfile (the real one is sealed in the manifest), and every attestation but the
+    signature is stored encrypted for the same recipients (:mod:`mlflow_plugin.trust.sealed`).
+    The admin's ``[encryption] recipients`` are always added.
 
     >>> import pathlib, tempfile
     >>> from mlflow import MlflowClient
@@ -311,7 +314,7 @@ def publish_run(
             "no signing key: pass --key PATH or set signing.key / MLFLOW_MODELKIT_SIGNING_KEY"
         )
     signer = Signer.from_key_file(key_path, password)  # None: $MLFLOW_MODELKIT_KEY_PASSWORD or a prompt
-    recipients = [ocicrypt.load_recipient(p) for p in encrypt_for]
+    recipients = [ocicrypt.load_recipient(p) for p in dict.fromkeys([*cfg.encrypt_for, *encrypt_for])]
     client = MlflowClient(tracking_uri=tracking_uri)
     run = _get_run(client, run_id, tracking_uri)
     run_uri = resolve_artifact_uri(run.info.artifact_uri, cfg.artifacts_destination)
@@ -381,13 +384,15 @@ def publish_run(
     scan_doc["scanned_at"] = now_precise()
     if recipients:  # encrypt each scanned layer into the target; what is signed is the encrypted kit
         enc_layers = _encrypt_layers(target, blobs, layers, kitfile, recipients)
-        config_bytes = kitfile.to_json()
+        # everyone sees a redacted Kitfile; the real one (paths, names, parameters) is sealed
+        sealed = ocicrypt.seal(kitfile.to_json(), recipients)
+        config_bytes = kitfile.redacted().to_json()
         manifest = build_manifest(
             Descriptor.for_bytes(KIT_CONFIG, config_bytes),
             enc_layers,
             created=created,
             cli_version=f"mlflow-modelkit-{__version__}",
-            extra_annotations={"dev.mlflow-modelkit.run-id": run_id},
+            extra_annotations={"dev.mlflow-modelkit.run-id": run_id, ocicrypt.ANN_SEALED_KITFILE: sealed},
         )
         digest = sha256_digest(manifest)
         subject = Descriptor(OCI_MANIFEST, digest, len(manifest))
@@ -415,7 +420,10 @@ def publish_run(
         progress("attest", 0, len(evidence))
         for done, (kind, doc, name) in enumerate(evidence, 1):
             if doc is not None:  # no ML-BOM without the cyclonedx library
-                attachments[kind] = signer.attest(target, subject, kind, doc, name=name)
+                # an encrypted kit's attestations name its files: they are encrypted for its recipients
+                attachments[kind] = signer.attest(
+                    target, subject, kind, doc, name=name, recipients=recipients
+                )
             progress("attest", done, len(evidence))
         progress("sign", 0, 2)
         attachments["signature"] = signer.attest(target, subject, "signature")

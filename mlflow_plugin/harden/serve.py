@@ -149,7 +149,10 @@ def check_tree(
     repo, loc = open_location(pinned, **registry_options)
     try:
         data, _mt, digest = repo.get_manifest(loc.reference or "")
-        bundles = [a.bundle for a in list_attachments(repo, digest) if a.predicate_type == PRED_OMS]
+        oms = [a for a in list_attachments(repo, digest) if a.predicate_type == PRED_OMS]
+        bundles = [policy.decryptor().attachment(a) for a in oms]  # an encrypted kit's are encrypted
+    except ModelKitError as e:
+        raise ServeRefused(f"refusing to serve {pinned}: model_signing: {_line(str(e))}") from None
     finally:
         repo.close()
     indexed: dict[str, str] = {}
@@ -264,7 +267,7 @@ def prepare(
     try:
         kit_dir = os.path.join(root, "kit")
         try:
-            unpack(pinned, kit_dir, limits=limits, **registry_options)
+            unpack(pinned, kit_dir, limits=limits, decrypt_keys=policy.decrypt_keys, **registry_options)
         except ModelKitError as e:
             raise ServeRefused(f"refusing to serve {pinned}: unpack: {_line(str(e))}") from None
         make_read_only(kit_dir)

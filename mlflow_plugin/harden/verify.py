@@ -30,6 +30,7 @@ from mlflow_plugin.errors import ModelKitError
 from mlflow_plugin.progress import Progress, bytes_callback
 from mlflow_plugin.scanner.report import Severity
 from mlflow_plugin.storage.base import Repository
+from mlflow_plugin.trust.sealed import Decryptor, is_encrypted_manifest
 from mlflow_plugin.trust.signer import KIND_BY_PREDICATE, LEGACY, Verification, Verifier
 
 
@@ -52,16 +53,27 @@ class TrustPolicy:
     max_severity: str = "medium"
     require_signature: bool = True
     accept_max_severity: str = "high"  # accepted findings above this fail the scan verdict
+    decrypt_keys: list[str] = field(default_factory=list)  # recipient keys for encrypted kits
+    _decryptor: Decryptor | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_config(cls, cfg: Any, keys: list[str] | None = None) -> TrustPolicy:
+    def from_config(
+        cls, cfg: Any, keys: list[str] | None = None, decrypt_keys: list[str] | None = None
+    ) -> TrustPolicy:
         return cls(
             trusted_keys=list(keys or cfg.trusted_keys),
             required_attestations=list(cfg.required_attestations),
             max_severity=cfg.max_severity,
             require_signature=True,
             accept_max_severity=cfg.accept_max_severity,
+            decrypt_keys=list(decrypt_keys or cfg.decrypt_keys),
         )
+
+    def decryptor(self) -> Decryptor:
+        """The recipient keys of :attr:`decrypt_keys`, loaded once (on first use)."""
+        if self._decryptor is None or self._decryptor.paths != self.decrypt_keys:
+            self._decryptor = Decryptor(self.decrypt_keys)
+        return self._decryptor
 
     def verifier(self) -> Verifier:
         """The trusted keys, loaded once (a key that cannot be loaded raises, in one line)."""
@@ -135,7 +147,7 @@ def verify_attachments(
             )
         )
         return
-    found = (verifier or policy.verifier()).check(repo, digest)
+    found = (verifier or policy.verifier()).check(repo, digest, policy.decryptor())
     _add_notes(result, found.notes)
     _record(found, policy, result)
 
@@ -265,9 +277,57 @@ def verify_kit(
                 result.checks.append(Check("blob digests", True, f"config and {n - 1} layers re-hashed"))
             except ModelKitError as e:
                 result.checks.append(Check("blob digests", False, str(e)))
+            if is_encrypted_manifest(m):
+                result.checks.append(_plaintext_check(repo, m, policy.decryptor(), str(loc)))
         return result
     finally:
         repo.close()
+
+
+class _Sink:
+    def write(self, b: bytes) -> int:
+        return len(b)
+
+
+def _plaintext_check(repo: Repository, m: dict[str, Any], dec: Decryptor, what: str) -> Check:
+    """An encrypted kit, as its recipient sees it: the sealed Kitfile opens and names exactly the
+    manifest's layers; each layer decrypts with a valid HMAC to its sealed plaintext digest
+    (streamed, nothing written)."""
+    from mlflow_plugin.kit.kitfile import Kitfile
+    from mlflow_plugin.trust import ocicrypt
+
+    if not dec.paths:
+        return Check(
+            "plaintext digests",
+            False,
+            f"the kit is encrypted: pass --decrypt-key (or set {ocicrypt.DECRYPT_KEYS_ENV}) to check them",
+        )
+    try:
+        cdesc = m.get("config") or {}
+        config = repo.read_blob(cdesc["digest"], cdesc.get("size"), limit=4 << 20)
+        kf = Kitfile.from_json(dec.kitfile(m, config, what))
+        layers = [d for d in m.get("layers") or [] if isinstance(d, dict)]
+        named = {e.layer.digest for e in _entries(kf) if e.layer is not None}
+        if named != {d.get("digest") for d in layers}:
+            return Check("plaintext digests", False, "the sealed Kitfile does not name the manifest's layers")
+        n = 0
+        for d in layers:
+            if not ocicrypt.is_encrypted(str(d.get("mediaType", ""))):
+                continue
+            key = dec.open(d)
+            with repo.open_blob(d["digest"], d.get("size")) as f:
+                ocicrypt.decrypt_layer(f, _Sink(), key, layer=d["digest"])  # type: ignore[arg-type]
+            n += 1
+        return Check("plaintext digests", True, f"{n} encrypted layers decrypted: HMACs and digests match")
+    except (ModelKitError, KeyError, TypeError) as e:
+        return Check("plaintext digests", False, str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+def _entries(kf: Any) -> list[Any]:
+    parts = kf.model.parts if kf.model is not None else []
+    return [
+        e for e in [kf.model, *parts, *kf.code, *kf.datasets, *kf.docs, *kf.prompts, *kf.mcp_servers] if e
+    ]
 
 
 def load_verifier(repo: Repository, policy: TrustPolicy, ref: str) -> Callable[[bytes, str], None]:
@@ -307,13 +367,16 @@ def verify(
     policy: TrustPolicy | None = None,
     deep: bool = True,
     progress: Progress | None = None,
+    decrypt_keys: list[str] | None = None,
     **registry_options: Any,
 ) -> VerifyResult:
     """Verify ``ref`` with ``keys`` (or the admin config's trusted keys and policy).
 
     ``policy`` (default: the admin's ``[policy]``) says what is required; ``deep`` re-hashes
-    every blob (``progress`` gets the stage ``"verify"`` in bytes). A kit that was packed or
-    pushed but never published carries no signature:
+    every blob (``progress`` gets the stage ``"verify"`` in bytes). An encrypted kit needs one of
+    its recipients' private keys, ``decrypt_keys`` (default: the admin's ``[encryption]
+    decrypt_keys``), to read its attestations and check its plaintext digests. A kit that was
+    packed or pushed but never published carries no signature:
 
     >>> import pathlib, tempfile
     >>> from mlflow_plugin import generate_keypair, pack
@@ -331,9 +394,12 @@ def verify(
     if policy is None:
         from mlflow_plugin.config import load_config
 
-        policy = TrustPolicy.from_config(load_config(), keys=keys)
-    elif keys:
-        policy.trusted_keys = list(keys)
+        policy = TrustPolicy.from_config(load_config(), keys=keys, decrypt_keys=decrypt_keys)
+    else:
+        if keys:
+            policy.trusted_keys = list(keys)
+        if decrypt_keys:
+            policy.decrypt_keys = list(decrypt_keys)
     return verify_kit(ref, policy, deep=deep, progress=progress, **registry_options)
 
 

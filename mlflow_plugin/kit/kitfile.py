@@ -232,6 +232,41 @@ class Kitfile(_Entry):
             raise KitfileError("ModelKit config is not a JSON object")
         return _from_obj(cls, obj)
 
+    def redacted(self) -> Kitfile:
+        """What an encrypted kit shows everyone: each layer's entry with a placeholder path
+        (``sealed/<kind>-<n>``) and its layer digest, nothing else (no names, descriptions,
+        licenses, parameters, remote paths, plaintext ``diffId``). The real Kitfile is sealed for
+        the recipients (:mod:`mlflow_plugin.trust.sealed`).
+
+        >>> kf = Kitfile.parse("manifestVersion: 1.0.0\\npackage: {name: fraud}\\nmodel: {path: m.pkl}\\n")
+        >>> kf.model.layer = LayerInfo("sha256:" + "ab" * 32, "sha256:" + "cd" * 32)
+        >>> kf.redacted().to_json().decode()[:80]
+        '{"manifestVersion":"1.0.0","package":{},"model":{"path":"sealed/model-0","digest'
+        """
+
+        def info(layer: LayerInfo | None) -> LayerInfo | None:
+            return LayerInfo(layer.digest, "") if layer is not None else None
+
+        out = Kitfile(manifest_version=self.manifest_version or "1.0.0")
+        if self.model is not None:
+            out.model = Model(path="sealed/model-0", layer=info(self.model.layer))
+            out.model.parts = [
+                ModelPart(path=f"sealed/part-{i}", layer=info(p.layer))
+                for i, p in enumerate(self.model.parts)
+            ]
+        out.code = [Code(path=f"sealed/code-{i}", layer=info(c.layer)) for i, c in enumerate(self.code)]
+        out.datasets = [
+            DataSet(path=f"sealed/dataset-{i}", layer=info(d.layer)) for i, d in enumerate(self.datasets)
+        ]
+        out.docs = [Docs(path=f"sealed/docs-{i}", layer=info(d.layer)) for i, d in enumerate(self.docs)]
+        out.prompts = [
+            Prompt(path=f"sealed/prompt-{i}", layer=info(p.layer)) for i, p in enumerate(self.prompts)
+        ]
+        out.mcp_servers = [
+            MCPServer(path=f"sealed/mcp-{i}", layer=info(m.layer)) for i, m in enumerate(self.mcp_servers)
+        ]
+        return out
+
     # ---- validation ------------------------------------------------------------------------
     def layer_paths(self) -> list[str]:
         """Paths other layers must not pack (kit's ``LayerPathsFromKitfile``, for ignore checks).

@@ -32,6 +32,10 @@ from mlflow_plugin.scanner.report import ScanReport, Severity
 from mlflow_plugin.scanner.streams import ensure_seekable, is_seekable
 from mlflow_plugin.storage.locations import StorageSettings
 
+_ENCRYPTED = "+encrypted"  # ocicrypt's media type suffix
+Decrypt = Callable[[dict[str, Any], IO[bytes]], IO[bytes]]
+"""An encrypted layer's descriptor and ciphertext stream → its verified plaintext (a closable file)."""
+
 log = logging.getLogger(__name__)
 Scanner = Callable[[ScanContext, str, IO[bytes], int], None]
 SPOOL_LIMIT = 32 << 20  # members up to this size are spooled in memory, larger ones to disk
@@ -303,19 +307,20 @@ def scan_kit(
     policy: Policy | None = None,
     unpack_limits: UnpackLimits | None = None,
     settings: StorageSettings | None = None,
+    decrypt: Decrypt | None = None,
     **registry_options: Any,
 ) -> ScanReport:
     """Scan every layer of a kit, streamed from its store and verified while read.
 
     ``unpack_limits`` (default :data:`~mlflow_plugin.kit.limits.DEFAULT_LIMITS`; callers pass the
     admin's ``[limits]``) bound decompression as in ``unpack``; a layer past them is a finding.
+    Encrypted layers (``…+encrypted``) are scanned as plaintext through ``decrypt`` (the layer's
+    descriptor and its ciphertext stream → a verified plaintext file; see
+    :meth:`mlflow_plugin.trust.sealed.Decryptor.decrypt_to_temp`), never cached; without it they
+    cannot be scanned and the scan fails (an unread layer is never a pass).
     """
-    import tarfile
 
-    from mlflow_plugin.errors import LimitExceededError
-    from mlflow_plugin.kit.decompress import Budget, DecompressingReader
-    from mlflow_plugin.kit.mediatypes import parse_layer_media_type
-    from mlflow_plugin.kit.unpack import safe_member_path
+    from mlflow_plugin.kit.decompress import Budget
     from mlflow_plugin.storage.locations import open_location
 
     repo, loc = open_location(ref, default_tag="latest", settings=settings, **registry_options)
@@ -328,8 +333,18 @@ def scan_kit(
         cache = _LayerCache(ctx, ulimits)
         budget = Budget(ulimits)
         for layer in m.get("layers") or []:
-            parsed = parse_layer_media_type(layer.get("mediaType", ""))
+            media_type = str(layer.get("mediaType", ""))
             ld = layer["digest"]
+            if media_type.endswith(_ENCRYPTED):
+                if decrypt is None:
+                    raise ModelKitError(
+                        f"layer {ld} of {loc} is encrypted: pass --decrypt-key "
+                        "(or set MLFLOW_MODELKIT_DECRYPT_KEYS) to scan it"
+                    )
+                with repo.open_blob(ld, layer.get("size")) as blob, decrypt(layer, blob) as plain:
+                    plain_type = media_type[: -len(_ENCRYPTED)]
+                    _scan_layer(ctx, ld, plain_type, plain, layer.get("size", 0), budget, {})
+                continue
             listing = cache.replay(ld)
             if listing is not None:  # this exact blob was scanned before with the same scanner and policy
                 _check_index(ctx, layer, listing)
@@ -337,26 +352,7 @@ def scan_kit(
             listing = {}
             mark = cache.mark()
             with repo.open_blob(ld, layer.get("size")) as blob:
-                if parsed is None or parsed[1] != "tar":
-                    dispatch(ctx, f"{ld}", blob, layer.get("size", 0))
-                else:
-                    stream = DecompressingReader(blob, parsed[2], layer=ld, budget=budget)
-                    try:
-                        with stream, tarfile.open(fileobj=stream, mode="r|") as tf:
-                            for member in tf:
-                                if not member.isfile():
-                                    continue
-                                try:
-                                    rel = safe_member_path(member.name)
-                                except ModelKitError as e:
-                                    ctx.report(member.name, Severity.HIGH, "kit.unsafe-path", str(e))
-                                    continue
-                                listing[rel] = (member.size, member.offset_data)
-                                f = tf.extractfile(member)
-                                assert f is not None
-                                _scan_member_stream(ctx, rel, f, member.size)
-                    except LimitExceededError as e:  # a bomb is a finding, as every scan limit
-                        ctx.report(ld, Severity.HIGH, "scan.limit.unpack", str(e))
+                _scan_layer(ctx, ld, media_type, blob, layer.get("size", 0), budget, listing)
                 # read to EOF: the digest check runs at the end of the blob
                 while blob.read(1 << 20):
                     pass
@@ -369,6 +365,47 @@ def scan_kit(
         repo.close()
     kitwide.apply_pass(ctx.report_obj, kitwide.facts_of(ctx))  # cached layers replayed their facts
     return ctx.report_obj
+
+
+def _scan_layer(
+    ctx: ScanContext,
+    ld: str,
+    media_type: str,
+    blob: IO[bytes],
+    size: int,
+    budget: Any,
+    listing: dict[str, tuple[int, int]],
+) -> None:
+    """Scan one (plaintext) layer: a tar's members, each as a file, or the blob as one file;
+    ``listing`` gets the members' sizes and offsets (for the file-index check)."""
+    import tarfile
+
+    from mlflow_plugin.errors import LimitExceededError
+    from mlflow_plugin.kit.decompress import DecompressingReader
+    from mlflow_plugin.kit.mediatypes import parse_layer_media_type
+    from mlflow_plugin.kit.unpack import safe_member_path
+
+    parsed = parse_layer_media_type(media_type)
+    if parsed is None or parsed[1] != "tar":
+        dispatch(ctx, f"{ld}", blob, size)
+        return
+    stream = DecompressingReader(blob, parsed[2], layer=ld, budget=budget)
+    try:
+        with stream, tarfile.open(fileobj=stream, mode="r|") as tf:
+            for member in tf:
+                if not member.isfile():
+                    continue
+                try:
+                    rel = safe_member_path(member.name)
+                except ModelKitError as e:
+                    ctx.report(member.name, Severity.HIGH, "kit.unsafe-path", str(e))
+                    continue
+                listing[rel] = (member.size, member.offset_data)
+                f = tf.extractfile(member)
+                assert f is not None
+                _scan_member_stream(ctx, rel, f, member.size)
+    except LimitExceededError as e:  # a bomb is a finding, as every scan limit
+        ctx.report(ld, Severity.HIGH, "scan.limit.unpack", str(e))
 
 
 @functools.cache
@@ -507,9 +544,11 @@ def scan(
     policy: Policy | None = None,
     unpack_limits: UnpackLimits | None = None,
     settings: StorageSettings | None = None,
+    decrypt: Decrypt | None = None,
     **registry_options: Any,
 ) -> ScanReport:
-    """Scan a file, a directory or a kit reference; see the module docstring.
+    """Scan a file, a directory or a kit reference; see the module docstring (``decrypt``: as in
+    :func:`scan_kit`).
 
     >>> scan("model.pkl").failed("high")                                   # doctest: +SKIP
     """
@@ -518,7 +557,7 @@ def scan(
     if os.path.isfile(target):
         return scan_file(target, limits, policy)
     if target.startswith("oci:") or ("/" in target and (":" in target or "@" in target)):
-        return scan_kit(target, limits, policy, unpack_limits, settings, **registry_options)
+        return scan_kit(target, limits, policy, unpack_limits, settings, decrypt, **registry_options)
     raise ModelKitError(
         f"nothing to scan at {target!r}: give a file, a directory or a kit reference "
         "(oci:DIR:TAG or HOST/REPO:TAG)"

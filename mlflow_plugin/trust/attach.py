@@ -27,6 +27,7 @@ entries' ``artifactType`` (``skopeo copy``) still verifies; unusable referrers b
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,9 @@ class Attachment:
     manifest_digest: str
     predicate_type: str
     bundle: bytes
+    encryption: dict[str, str] | None = None
+    """The bundle layer's ``org.opencontainers.image.enc.*`` annotations when it is encrypted
+    (``bundle`` is then ciphertext; see :class:`~mlflow_plugin.trust.sealed.Decryptor`)."""
 
     @property
     def kind(self) -> str:
@@ -75,15 +79,43 @@ class Attachment:
 
 
 def attach_bundle(
-    repo: Repository, subject: Descriptor, bundle: bytes, predicate_type: str, created: str | None = None
+    repo: Repository,
+    subject: Descriptor,
+    bundle: bytes,
+    predicate_type: str,
+    created: str | None = None,
+    recipients: Sequence[Any] = (),
 ) -> str:
-    """Upload ``bundle`` as a referrer of ``subject``; returns the referrer manifest digest."""
+    """Upload ``bundle`` as a referrer of ``subject``; returns the referrer manifest digest.
+
+    With ``recipients`` (ocicrypt public keys) the bundle layer is stored encrypted for them
+    (media type ``…+encrypted``, ocicrypt's annotations): the attestations of an encrypted kit
+    describe its files and must not show them to whoever runs the registry."""
+    from mlflow_plugin.trust import ocicrypt
     from mlflow_plugin.trust.cosign import bundle_referrer_manifest
 
     repo.push_bytes(EMPTY_JSON, OCI_EMPTY)  # the {} config blob must exist (distribution checks)
-    repo.push_bytes(bundle, BUNDLE_MEDIA_TYPE)
+    layer: dict[str, Any] | None = None
+    if recipients:
+        blob, enc = ocicrypt.encrypt_bytes(bundle, recipients)
+        media_type = BUNDLE_MEDIA_TYPE + ocicrypt.ENC_SUFFIX
+        repo.push_bytes(blob, media_type)
+        layer = {
+            "mediaType": media_type,
+            "size": enc.size,
+            "digest": enc.digest,
+            "annotations": enc.annotations,
+        }
+    else:
+        repo.push_bytes(bundle, BUNDLE_MEDIA_TYPE)
     manifest = bundle_referrer_manifest(
-        bundle, subject.media_type, subject.digest, subject.size, predicate_type, created or now_rfc3339()
+        bundle,
+        subject.media_type,
+        subject.digest,
+        subject.size,
+        predicate_type,
+        created or now_rfc3339(),
+        layer=layer,
     )
     return repo.put_manifest(manifest, OCI_MANIFEST, tag=None)
 
@@ -191,7 +223,11 @@ def _read_attachment(repo: Repository, d: Descriptor, subject_digest: str, budge
         raise _Skip(f"bundle unreadable: {_first_line(e)}") from None
     budget.spend(len(bundle))
     pred = _annotation(m, ANN_PRED) or _annotation(layer, ANN_PRED)
-    return Attachment(digest, pred, bundle)
+    encryption = None
+    if str(layer.get("mediaType", "")).endswith("+encrypted"):
+        ann = layer.get("annotations")
+        encryption = {k: v for k, v in (ann if isinstance(ann, dict) else {}).items() if isinstance(v, str)}
+    return Attachment(digest, pred, bundle, encryption)
 
 
 def _parse_referrer(data: bytes, media_type: str, subject_digest: str) -> dict[str, Any]:

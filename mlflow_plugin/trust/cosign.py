@@ -235,8 +235,12 @@ def bundle_referrer_manifest(
     subject_size: int,
     predicate_type: str,
     created: str,
+    layer: dict[str, Any] | None = None,
 ) -> bytes:
     """The OCI 1.1 referrer manifest that attaches a Sigstore bundle to a subject manifest.
+
+    ``layer`` replaces the bundle's own descriptor (an encrypted kit attaches the bundle
+    encrypted: ``…bundle.v0.3+json+encrypted`` with ocicrypt's annotations).
 
     ``artifactType`` bundle v0.3, config = the empty descriptor (upload the 2-byte ``{}`` blob
     too), one layer = the bundle blob, ``subject``, and the ``dev.sigstore.bundle.*`` and
@@ -257,7 +261,7 @@ def bundle_referrer_manifest(
             mediaType=OCI_MANIFEST,
             artifactType=dsse.BUNDLE_MEDIA_TYPE,
             config=empty,
-            layers=[_descriptor(dsse.BUNDLE_MEDIA_TYPE, bundle)],
+            layers=[Ordered(layer) if layer is not None else _descriptor(dsse.BUNDLE_MEDIA_TYPE, bundle)],
             subject=Ordered(mediaType=subject_media_type, size=subject_size, digest=subject_digest),
             annotations={
                 ANN_BUNDLE_CONTENT: _bundle_content_kind(bundle),

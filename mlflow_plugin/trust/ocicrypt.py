@@ -59,6 +59,9 @@ ENC_SUFFIX = "+encrypted"
 ANN_JWE = "org.opencontainers.image.enc.keys.jwe"
 ANN_PUBOPTS = "org.opencontainers.image.enc.pubopts"
 ANN_ENC_PREFIX = "org.opencontainers.image.enc."
+ANN_SEALED_KITFILE = "dev.mlflow-modelkit.enc.kitfile"
+"""Manifest annotation of an encrypted kit: its real Kitfile, as a JWE for the layers' recipients
+(the config blob holds a redacted Kitfile; see :func:`seal`)."""
 PUBLIC_NAME = "enc.pub"
 PRIVATE_NAME = "enc.key"
 DECRYPT_KEYS_ENV = "MLFLOW_MODELKIT_DECRYPT_KEYS"
@@ -412,6 +415,51 @@ def decrypt_layer(src: IO[bytes], out: IO[bytes], key: LayerKey, layer: str) -> 
     if got != key.digest:
         raise ModelKitError(f"encrypted layer {layer} decrypted to {got}, expected {key.digest}")
     return got
+
+
+def seal(data: bytes, recipients: Sequence[PublicKey]) -> str:
+    """``data`` as one JWE for ``recipients`` (A256GCM; the key wrapping of :func:`encrypt_layer`),
+    standard base64 of its JSON serialization: small documents that must travel with an encrypted
+    kit (its Kitfile) without a layer of their own."""
+    if not recipients:
+        raise ModelKitError("no recipients to encrypt for")
+    return _b64(_jwe(data, recipients).encode())
+
+
+def unseal(value: Any, keys: Sequence[PrivateKey], what: str) -> bytes:
+    """Open what :func:`seal` wrote with the first of ``keys`` that is a recipient; one-line errors."""
+    if not isinstance(value, str) or len(value) > 4 << 20:
+        raise ModelKitError(f"{what} is not a sealed document")
+    if not keys:
+        raise ModelKitError(f"{what} is encrypted: pass --decrypt-key (or set {DECRYPT_KEYS_ENV})")
+    opened = _try_unwrap(_unb64(value, "the sealed document", what), keys)
+    if opened is None:
+        raise ModelKitError(f"not a recipient of this kit: none of the decryption keys opens {what}")
+    return opened
+
+
+def encrypt_bytes(data: bytes, recipients: Sequence[PublicKey]) -> tuple[bytes, EncryptedLayer]:
+    """:func:`encrypt_layer` for a small blob held in memory (an attestation bundle)."""
+    import io
+
+    out = io.BytesIO()
+    enc = encrypt_layer(io.BytesIO(data), out, recipients)
+    return out.getvalue(), enc
+
+
+def decrypt_bytes(data: bytes, annotations: dict[str, str], keys: Sequence[PrivateKey], what: str) -> bytes:
+    """Open and decrypt a small encrypted blob held in memory; HMAC and plaintext digest checked."""
+    import io
+
+    opened = open_layer(annotations, keys, layer=what)
+    out = io.BytesIO()
+    decrypt_layer(io.BytesIO(data), out, opened, layer=what)
+    return out.getvalue()
+
+
+def load_decryption_keys(paths: Sequence[str], password: bytes | None = None) -> list[PrivateKey]:
+    """:func:`load_decryption_key` for each of ``paths`` (in order; duplicates read once)."""
+    return [load_decryption_key(p, password) for p in dict.fromkeys(paths)]
 
 
 def plaintext_annotations(annotations: dict[str, str]) -> dict[str, str]:

@@ -74,6 +74,7 @@ from mlflow_plugin.storage.mediatypes import OCI_MANIFEST
 from mlflow_plugin.trust import attach, cosign, dsse, keys, oms
 from mlflow_plugin.trust.attach import KIND_BY_PREDICATE
 from mlflow_plugin.trust.dsse import VerificationError
+from mlflow_plugin.trust.sealed import Decryptor
 
 PREDICATE_BY_KIND = {kind: pred for pred, kind in KIND_BY_PREDICATE.items()}
 KINDS = tuple(PREDICATE_BY_KIND)
@@ -157,6 +158,7 @@ class Signer:
         predicate_or_statement: Any = None,
         *,
         name: str | None = None,
+        recipients: Sequence[Any] = (),
     ) -> str:
         """Sign an attestation of ``kind`` about ``subject`` and attach it; return the referrer's digest.
 
@@ -165,9 +167,10 @@ class Signer:
         given, ``name`` not allowed); see the table in the module docstring. A statement is refused
         unless its ``predicateType`` is the kind's and, except for ``model_signing``, one of its
         subjects is ``subject``'s digest. The referrer manifest is PUT by digest, never tagged.
+        ``recipients`` (ocicrypt public keys) store the bundle encrypted for them.
         """
         bundle = self._bundle(subject, kind, predicate_or_statement, name)
-        return attach.attach_bundle(repo, subject, bundle, PREDICATE_BY_KIND[kind])
+        return attach.attach_bundle(repo, subject, bundle, PREDICATE_BY_KIND[kind], recipients=recipients)
 
     def _bundle(self, subject: Descriptor, kind: str, given: Any, name: str | None) -> bytes:
         if kind not in PREDICATE_BY_KIND:
@@ -273,20 +276,23 @@ class Verifier:
     def __repr__(self) -> str:
         return f"Verifier(key_ids=[{', '.join(k[:16] + '…' for k in self.key_ids)}])"
 
-    def check(self, repo: Repository, digest: str) -> Verification:
+    def check(self, repo: Repository, digest: str, decryptor: Decryptor | None = None) -> Verification:
         """Verify every Sigstore bundle referrer of ``digest`` and its legacy ``.sig`` image.
 
         A bundle counts for its kind when it verifies with a trusted key, its signed
         ``predicateType`` is the one its referrer announces (if it announces one) and, but for
         model_signing (whose subject is the files' root digest, checked for consistency), one of
-        its subjects is ``digest``. Problems with one attachment never raise: they land in
-        ``failures``; unusable referrers land in ``notes``.
+        its subjects is ``digest``. Encrypted bundles (an encrypted kit's) are opened with
+        ``decryptor``; without one, or as a non-recipient, they count as failures of their kind
+        that say so. Problems with one attachment never raise: they land in ``failures``;
+        unusable referrers land in ``notes``.
         """
         check_digest(digest)
         found = Verification(digest)
         for a in attach.list_attachments(repo, digest, found.notes):
             try:
-                stmt, _key = dsse.verify_bundle(a.bundle, self._keys)
+                bundle = (decryptor or Decryptor()).attachment(a)
+                stmt, _key = dsse.verify_bundle(bundle, self._keys)
             except ModelKitError as e:
                 found.failures.setdefault(a.kind, _first_line(e))
                 continue
