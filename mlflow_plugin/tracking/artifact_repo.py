@@ -35,7 +35,9 @@ from mlflow_plugin.kit.unpack import Staging
 from mlflow_plugin.storage.base import Repository
 from mlflow_plugin.storage.locations import open_repository
 from mlflow_plugin.storage.reference import LayoutLocation, Reference, RegistryLocation
+from mlflow_plugin.tracking import encrypted
 from mlflow_plugin.tracking.server_policy import check_allowed
+from mlflow_plugin.trust.sealed import is_encrypted_manifest
 
 log = logging.getLogger(__name__)
 _REPOS: dict[str, Repository] = {}
@@ -115,6 +117,7 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
             raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from None
         super().__init__(artifact_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
         self._kits: dict[tuple[str, str], DraftKit] = {}
+        self._stores: dict[int, str] = {}  # id(kit) -> its store (an encrypted kit is read by unpack)
         self._kits_lock = threading.Lock()
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -145,6 +148,7 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
                     verify_manifest=self._call(_verifier_for, loc, repo),
                 )
                 self._kits[key] = kit
+                self._stores[id(kit)] = loc.store
         return kit, loc.path
 
     def _call(self, fn: Any, *args: Any, **kw: Any) -> Any:
@@ -206,7 +210,9 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         kit, inner = self._resolve(path)
         # Reads start from the current manifest: ``mlflow server`` keeps one repository per worker
         # for its whole life, and other workers or clients write the same drafts meanwhile.
-        self._call(kit.manifest, refresh=True)
+        m, digest = self._call(kit.manifest, refresh=True)
+        if m is not None and digest and is_encrypted_manifest(m):
+            return self._list_encrypted(kit, digest, inner, (path or "").strip("/"))
         listing = self._call(kit.listdir, inner)
         prefix = (path or "").strip("/")
         out = []
@@ -216,9 +222,27 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
             out.append(FileInfo(full, item.is_dir, item.size))
         return out
 
+    def _list_encrypted(self, kit: DraftKit, digest: str, inner: str, prefix: str) -> list[FileInfo]:
+        """One level of an encrypted kit, named by its (decrypted) model_signing statement."""
+        files = self._call(encrypted.listing, kit.repo, digest)
+        pre = f"{inner}/" if inner else ""
+        seen: dict[str, bool] = {}
+        for p in files:
+            if p.startswith(pre):
+                head, sep, _rest = p[len(pre) :].partition("/")
+                seen[head] = seen.get(head, False) or bool(sep)
+        return [
+            FileInfo(f"{prefix}/{name}" if prefix else name, is_dir, None)
+            for name, is_dir in sorted(seen.items())
+        ]
+
     def _download_file(self, remote_file_path: str, local_path: str) -> None:
         kit, inner = self._resolve(remote_file_path)
         what = f"artifact {remote_file_path!r} of {self.artifact_uri}"
+        m, digest = self._call(kit.manifest)
+        if m is not None and digest and is_encrypted_manifest(m):
+            self._download_encrypted(kit, digest, inner, local_path, what)
+            return
         try:
             try:  # the manifest read by the listing that preceded this call (no request per file)
                 kit.read_file(inner, local_path)
@@ -230,6 +254,14 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         except OSError as e:
             raise _write_error(what, os.path.dirname(os.path.abspath(local_path)), e) from None
 
+    def _download_encrypted(self, kit: DraftKit, digest: str, inner: str, dest: str, what: str) -> None:
+        try:
+            encrypted.download(self._stores[id(kit)], digest, inner, dest)
+        except ModelKitError as e:
+            raise _mlflow_error(e, what) from None
+        except OSError as e:
+            raise _write_error(what, os.path.dirname(os.path.abspath(dest)), e) from None
+
     def download_artifacts(self, artifact_path: str | None = None, dst_path: str | None = None) -> str:
         """One manifest read, then parallel verified range downloads (instead of a listing per dir)."""
         if self.location.is_root and not artifact_path:
@@ -237,7 +269,8 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         kit, inner = self._resolve(artifact_path)
         what = f"artifact {artifact_path or '/'!r} of {self.artifact_uri}"
         try:
-            files = kit.files(refresh=True)
+            m, digest = kit.manifest(refresh=True)
+            files = kit.files()
         except ModelKitError as e:
             raise _mlflow_error(e, what) from None
         if dst_path:
@@ -251,6 +284,10 @@ class ModelKitArtifactRepository(ArtifactRepository, StreamUploadMixin):
         else:
             dst_path = tempfile.mkdtemp()
         prefix = (artifact_path or "").strip("/")
+        if m is not None and digest and is_encrypted_manifest(m):
+            dest = os.path.join(dst_path, *prefix.split("/")) if prefix else dst_path
+            self._download_encrypted(kit, digest, inner, dest, what)
+            return dest
         empty: list[str] = []
         if inner in files:
             targets = {inner: files[inner]}

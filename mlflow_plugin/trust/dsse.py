@@ -259,6 +259,14 @@ def verify_bundle(data: bytes, public_keys: list) -> tuple[dict, ec.EllipticCurv
     return _check_statement(strict_json(payload, "signed payload")), key
 
 
+def unverified_statement(data: bytes) -> dict:
+    """The statement of a DSSE bundle, parsed and shape-checked but **not** verified: for listing
+    what a kit says it holds (its trust is judged elsewhere, by :func:`verify_bundle`)."""
+    env = _envelope(strict_json(data, "bundle"))
+    payload = b64decode_any(env.get("payload"), "DSSE payload")
+    return _check_statement(strict_json(payload, "signed payload"))
+
+
 def subject_digests(st: dict, algorithm: str = "sha256") -> list[str]:
     """The ``algorithm`` hex digests of the statement's subjects.
 

@@ -399,3 +399,45 @@ def test_skopeo_decrypts(published: EncPublished, which: str, tmp_path: Path) ->
         assert not d["mediaType"].endswith("+encrypted")
         blob = (out / d["digest"].split(":", 1)[1]).read_bytes()
         assert "sha256:" + hashlib.sha256(blob).hexdigest() == opened.digest
+
+
+@pytest.mark.registry
+def test_mlflow_download_decrypts_with_the_admins_key(
+    published: EncPublished, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``modelkit://`` reads of an encrypted kit: the configured recipient key opens it, under the
+    verify-on-load policy; nobody else gets a byte or a file name."""
+    from mlflow.exceptions import MlflowException
+
+    uri = f"modelkit://{published.store}@{published.digest}"
+    monkeypatch.setenv("MLFLOW_MODELKIT_REQUIRE_SIGNATURE", "true")
+    monkeypatch.setenv("MLFLOW_MODELKIT_TRUSTED_KEYS", published.signing_pub)
+    monkeypatch.delenv("MLFLOW_MODELKIT_DECRYPT_KEYS", raising=False)
+    with pytest.raises(MlflowException, match="encrypted") as e:
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path / "none"))
+    assert "\n" not in e.value.message
+    assert not (tmp_path / "none").exists() or not any((tmp_path / "none").rglob("*"))
+    _pub, stranger = generate_recipient_keypair(str(tmp_path / "stranger"))
+    monkeypatch.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", stranger)
+    with pytest.raises(MlflowException, match="not a recipient of this kit"):
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path / "none"))
+    assert not (tmp_path / "none").exists() or not any((tmp_path / "none").rglob("*"))
+    for which in (published.ec, published.rsa):
+        monkeypatch.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", which[1])
+        out = tmp_path / Path(which[1]).parent.name
+        out.mkdir()
+        got = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(out)))
+        files = {p.relative_to(got).as_posix(): p.read_bytes() for p in got.rglob("*") if p.is_file()}
+        assert files == published.files
+        # one file, and a listing (from the decrypted model_signing statement)
+        one = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{uri}/notes/README.md", dst_path=str(out / "one")
+        )
+        assert Path(one).read_bytes() == published.files["notes/README.md"]
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=uri)
+        assert sorted((f.path.rsplit("/", 1)[-1], f.is_dir) for f in listed) == [
+            ("notes", True),
+            ("weights", True),
+        ]
+    leftovers = [p for p in tmp_path.rglob(".modelkit-decrypt-*")]
+    assert leftovers == []
