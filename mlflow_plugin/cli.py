@@ -882,15 +882,25 @@ def serve(
     "(default: print one self-contained Dockerfile to stdout).",
 )
 @click.option("--model", "model", help="The MLflow model directory inside the kit, if it holds several.")
-def dockerfile(ref: str, base: str | None, key: str | None, out_dir: str | None, model: str | None) -> None:
+@_decrypt_option
+def dockerfile(
+    ref: str,
+    base: str | None,
+    key: str | None,
+    out_dir: str | None,
+    model: str | None,
+    decrypt_keys: tuple[str, ...],
+) -> None:
     """Print a Dockerfile serving REF, pinned by digest (or, with -o DIR, write the recipe's files).
 
     Without -o, stdout is exactly one Dockerfile with the entry script and the public key embedded
     (BuildKit heredocs): `mlflow-modelkit dockerfile REF > Dockerfile` then `docker build - <
     Dockerfile`. With -o DIR: Dockerfile, modelkit-entry.sh and <sha256>.pub. The image unpacks the
     kit read-only at build time, runs as a non-root user, and re-verifies the kit with the baked key
-    at start-up before serving. Encrypted kits need `--secret id=modelkit_decrypt_key,src=enc.key`
-    at build time. Warnings go to stderr."""
+    at start-up before serving. Encrypted kits need --decrypt-key here (to check their sealed
+    attestations), `--secret id=modelkit_decrypt_key,src=enc.key` at build time and
+    MLFLOW_MODELKIT_DECRYPT_KEYS in the container; the key never enters the image. Warnings go to
+    stderr."""
     from mlflow_plugin.config import load_config
     from mlflow_plugin.harden.dockerfile import DEFAULT_BASE, write_recipe
     from mlflow_plugin.harden.serve import ServeRefused
@@ -902,7 +912,13 @@ def dockerfile(ref: str, base: str | None, key: str | None, out_dir: str | None,
         key = cfg.trusted_keys[0]
     try:
         r = write_recipe(
-            ref, out_dir, key, base=base or DEFAULT_BASE, model=model, settings=cfg.storage_settings()
+            ref,
+            out_dir,
+            key,
+            base=base or DEFAULT_BASE,
+            model=model,
+            decrypt_keys=list(decrypt_keys) or cfg.decrypt_keys,
+            settings=cfg.storage_settings(),
         )
     except ServeRefused as e:
         click.echo(f"error: {_one_line(str(e))}", err=True)

@@ -160,9 +160,7 @@ def public_key_file(key_pem: bytes) -> tuple[str, bytes]:
         raise ModelKitError("--key must be a public key (cosign.pub), not a private key")
     pem = key_pem.replace(b"\r\n", b"\n").strip() + b"\n"
     if not _PEM_PUBLIC.fullmatch(pem):
-        raise ModelKitError(
-            "--key must hold exactly one PEM public key (-----BEGIN PUBLIC KEY-----) and nothing else"
-        )
+        raise ModelKitError("--key must hold exactly one PEM public key (cosign.pub) and nothing else")
     try:
         load_public_key(pem)
     except (ModelKitError, ValueError):
@@ -384,9 +382,13 @@ def write_recipe(
     key: str,
     base: str = DEFAULT_BASE,
     model: str | None = None,
+    decrypt_keys: list[str] | None = None,
     **registry_options: Any,
 ) -> Recipe:
     """Pin ``ref`` (resolved once), check it verifies with ``key``, and write the recipe to ``out_dir``.
+
+    ``decrypt_keys`` (recipient private keys) open an encrypted kit's attestations for that check;
+    they are read here only and never written into the recipe.
 
     With ``out_dir=None`` nothing is written anywhere: the caller prints :meth:`Recipe.single_file`.
     Raises :class:`~mlflow_plugin.errors.ModelKitError` (one line) for bad input, and
@@ -407,7 +409,8 @@ def write_recipe(
     if ref.startswith("oci:"):
         raise ModelKitError(f"{ref}: a container recipe needs a registry reference (HOST/REPO:TAG)")
     pinned, digest = pin(ref, **registry_options)
-    verify_pinned(pinned, TrustPolicy(trusted_keys=[key_pem]), deep=False, **registry_options)
+    policy = TrustPolicy(trusted_keys=[key_pem], decrypt_keys=list(decrypt_keys or []))
+    verify_pinned(pinned, policy, deep=False, **registry_options)
     repo, loc = open_location(pinned, **registry_options)
     warnings: list[str] = []
     try:
