@@ -663,7 +663,22 @@ def verify(
 @click.option("--key", "key", help="Signing key for new scan attestations; default: signing.key.")
 @click.option("--dry-run", is_flag=True, help="Scan and compare only; attach nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per kit.")
-def rescan(repository: str, key: str | None, dry_run: bool, as_json: bool) -> None:
+@_decrypt_option
+@click.option(
+    "--encrypt-for",
+    "encrypt_for",
+    multiple=True,
+    metavar="PUB",
+    help="Recipients (enc.pub) a new scan attestation of an encrypted kit is encrypted for (repeatable).",
+)
+def rescan(
+    repository: str,
+    key: str | None,
+    dry_run: bool,
+    as_json: bool,
+    decrypt_keys: tuple[str, ...],
+    encrypt_for: tuple[str, ...],
+) -> None:
     """Re-scan every published kit of REPOSITORY with today's scanner and policy.
 
     Where the findings changed, a new signed scan attestation is attached (the old ones stay) and
@@ -671,7 +686,13 @@ def rescan(repository: str, key: str | None, dry_run: bool, as_json: bool) -> No
     max_severity."""
     from mlflow_plugin.harden.rescan import rescan as run_rescan
 
-    results = run_rescan(repository, key=key, dry_run=dry_run)
+    results = run_rescan(
+        repository,
+        key=key,
+        dry_run=dry_run,
+        decrypt_keys=list(decrypt_keys) or None,
+        encrypt_for=list(encrypt_for) or None,
+    )
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results], indent=2))
     else:

@@ -78,13 +78,18 @@ def rescan(
     config: Any = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    decrypt_keys: list[str] | None = None,
+    encrypt_for: list[str] | None = None,
 ) -> list[RescanResult]:
     """Re-scan the published kits of ``repository`` (``HOST/REPO`` or ``oci:DIR``); see the module.
 
     ``key`` signs new scan attestations (default ``signing.key``; not needed with ``dry_run``);
     kits count as published when signed by a key in ``signing.trusted_keys`` or by ``key``
-    itself. ``progress`` gets ``("rescan", done, total)`` per kit. A kit that was packed but
-    never published is left alone:
+    itself. ``progress`` gets ``("rescan", done, total)`` per kit. An encrypted kit is re-scanned
+    only with one of its recipient keys (``decrypt_keys``, default ``[encryption] decrypt_keys``)
+    and a new scan attestation is attached only encrypted for named recipients (``encrypt_for``,
+    default ``[encryption] recipients``): a plaintext report would show its files. A kit that was
+    packed but never published is left alone:
 
     >>> import pathlib, tempfile
     >>> from mlflow_plugin import generate_keypair, pack
@@ -107,6 +112,8 @@ def rescan(
     from mlflow_plugin.scanner.api import scan_kit
     from mlflow_plugin.scanner.report import Severity
     from mlflow_plugin.storage.locations import open_location
+    from mlflow_plugin.trust import ocicrypt
+    from mlflow_plugin.trust.sealed import Decryptor, is_encrypted_manifest
     from mlflow_plugin.trust.signer import Signer, Verifier
 
     store = _store_of(repository)
@@ -127,6 +134,10 @@ def rescan(
             "(MLFLOW_MODELKIT_TRUSTED_KEYS) or pass --key"
         )
     verifier = Verifier(trusted)
+    dec = Decryptor(decrypt_keys if decrypt_keys is not None else cfg.decrypt_keys)
+    recipients = [
+        ocicrypt.load_recipient(p) for p in (encrypt_for if encrypt_for is not None else cfg.encrypt_for)
+    ]
     policy = cfg.scan_policy()
     limits = UnpackLimits.from_config(cfg)
     allowed = Severity.parse(cfg.max_severity)
@@ -137,9 +148,17 @@ def rescan(
         for n, (digest, (tags, size)) in enumerate(sorted(kits.items(), key=lambda kv: kv[1][0]), 1):
             r = RescanResult(store, digest, tags, None, None)
             out.append(r)
-            found = verifier.check(repo, digest)
+            found = verifier.check(repo, digest, dec)
+            encrypted = is_encrypted_manifest(json.loads(repo.get_manifest(digest)[0]))
+            why = None
             if "signature" not in found.verified:
-                r.action, r.reason = "skipped", "no signature by a trusted key (not published)"
+                why = "no signature by a trusted key (not published)"
+            elif encrypted and not dec.paths:
+                why = "encrypted for recipients: pass --decrypt-key to re-scan it"
+            elif encrypted and not recipients and not dry_run:
+                why = "encrypted for recipients: pass --encrypt-for (its recipients) to attest a new scan"
+            if why:
+                r.action, r.reason = "skipped", why
                 if progress:
                     progress("rescan", n, len(kits))
                 continue
@@ -156,7 +175,13 @@ def rescan(
                     r.previous = _verdict_of(prev, open_severity(prev))
                 except ModelKitError as e:
                     r.previous = f"unreadable ({e})"
-            report = scan_kit(f"{store}@{digest}", policy=policy, unpack_limits=limits, settings=settings)
+            report = scan_kit(
+                f"{store}@{digest}",
+                policy=policy,
+                unpack_limits=limits,
+                settings=settings,
+                decrypt=dec.decrypt_to_temp if encrypted else None,
+            )
             judged = accept_findings(report, carried, cfg.accept_max_severity, strict=False)
             r.current = judged.verdict()
             top = judged.max_open_severity
@@ -175,7 +200,9 @@ def rescan(
                 if r.previous_at:
                     doc["rescan_of"] = r.previous_at
                 subject = Descriptor(OCI_MANIFEST, digest, size)
-                r.attestation = signer.attest(repo, subject, "scan", doc, name=store)
+                r.attestation = signer.attest(
+                    repo, subject, "scan", doc, name=store, recipients=recipients if encrypted else ()
+                )
                 r.action = "attested"
             if progress:
                 progress("rescan", n, len(kits))

@@ -441,3 +441,32 @@ def test_mlflow_download_decrypts_with_the_admins_key(
         ]
     leftovers = [p for p in tmp_path.rglob(".modelkit-decrypt-*")]
     assert leftovers == []
+
+
+@pytest.mark.registry
+def test_rescan_and_scan_of_an_encrypted_kit(
+    published: EncPublished, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``scan`` and ``rescan`` read an encrypted kit only as its recipient; the re-scan of the
+    plaintext agrees with the (decrypted) scan attestation made at publish time."""
+    from mlflow_plugin.harden.rescan import rescan
+
+    monkeypatch.delenv("MLFLOW_MODELKIT_DECRYPT_KEYS", raising=False)
+    monkeypatch.setenv("MLFLOW_MODELKIT_TRUSTED_KEYS", published.signing_pub)
+    r = cli("scan", published.ref)
+    assert r.exit_code == 2 and "is encrypted: pass --decrypt-key" in r.output and r.output.count("\n") == 1
+    r = cli("scan", published.ref, "--decrypt-key", published.rsa[1], "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    scanned = {f["path"] if isinstance(f, dict) else f for f in report["files"]}
+    assert set(published.files) <= scanned, scanned  # the plaintext files, by their real paths
+    assert not any(f["severity"] in ("high", "critical") for f in report["findings"])
+    skipped = rescan(published.store, dry_run=True)
+    assert [(x.action, x.reason) for x in skipped] == [
+        ("skipped", "encrypted for recipients: pass --decrypt-key to re-scan it")
+    ]
+    again = rescan(published.store, dry_run=True, decrypt_keys=[published.ec[1]])
+    assert [x.action for x in again] == ["unchanged"], again
+    key = str(published.home / "signing" / "cosign.key")
+    no_recipients = rescan(published.store, key=key, decrypt_keys=[published.ec[1]])
+    assert "pass --encrypt-for" in (no_recipients[0].reason or "")
