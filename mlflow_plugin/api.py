@@ -35,6 +35,7 @@ def scan(
     unpack_limits: UnpackLimits | None = None,
     settings: StorageSettings | None = None,
     progress: Progress | None = None,
+    decrypt_keys: list[str] | None = None,
     **registry_options: Any,
 ) -> ScanReport:
     """Scan a file, a directory or a kit (``oci:DIR:TAG``, ``HOST/REPO:TAG``) without executing anything.
@@ -45,7 +46,9 @@ def scan(
     allowlist extensions ``scan.allow_globals``/``allow_modules``), ``unpack_limits``
     (``[limits]``) and ``settings`` (insecure registries, CA bundle). ``limits`` bound the scan
     itself (:class:`~mlflow_plugin.scanner.context.Limits`). ``progress`` gets the stage
-    ``"scan"`` at its start ``(0, 1)`` and end ``(1, 1)`` only.
+    ``"scan"`` at its start ``(0, 1)`` and end ``(1, 1)`` only. An encrypted kit is scanned as
+    plaintext with one of its recipients' private keys, ``decrypt_keys`` (default: the admin's
+    ``[encryption] decrypt_keys``); its layers are decrypted into unnamed temp files, verified first.
 
     >>> import os, pickle, tempfile
     >>> d = tempfile.mkdtemp()
@@ -61,8 +64,9 @@ def scan(
     (True, 'critical', 'evil.pkl')
     """
     from mlflow_plugin.scanner import api
+    from mlflow_plugin.trust.sealed import Decryptor
 
-    if policy is None or unpack_limits is None or settings is None:
+    if policy is None or unpack_limits is None or settings is None or decrypt_keys is None:
         from mlflow_plugin.config import load_config
 
         cfg = load_config()
@@ -70,8 +74,11 @@ def scan(
             policy = cfg.scan_policy()
         unpack_limits = unpack_limits or UnpackLimits.from_config(cfg)
         settings = settings or cfg.storage_settings()
+        decrypt_keys = cfg.decrypt_keys if decrypt_keys is None else decrypt_keys
+    dec = Decryptor(decrypt_keys)
+    decrypt = dec.decrypt_to_temp if dec.paths else None
     report_stage(progress, "scan", 0, 1)
-    report = api.scan(target, limits, policy, unpack_limits, settings, **registry_options)
+    report = api.scan(target, limits, policy, unpack_limits, settings, decrypt, **registry_options)
     report_stage(progress, "scan", 1, 1)
     return report
 

@@ -95,6 +95,7 @@ SIGNATURES = {
         "redact_params: 'list[str]' = <factory>, publish_include: 'list[str]' = <factory>, "
         "max_unpack_bytes: 'int' = 1099511627776, "
         "max_unpack_ratio: 'int' = 1000, max_unpack_entries: 'int' = 1000000, "
+        "encrypt_for: 'list[str]' = <factory>, decrypt_keys: 'list[str]' = <factory>, "
         "registry_credential_helpers: 'dict[str, str]' = <factory>, "
         "registry_tls: 'dict[str, dict[str, str]]' = <factory>, "
         "path: 'str | None' = None, _sources: 'dict[str, str]' = <factory>) -> None"
@@ -151,7 +152,7 @@ SIGNATURES = {
     "TrustPolicy": (
         "(trusted_keys: 'list[Any]' = <factory>, required_attestations: 'list[str]' = <factory>, "
         "max_severity: 'str' = 'medium', require_signature: 'bool' = True, "
-        "accept_max_severity: 'str' = 'high') -> None"
+        "accept_max_severity: 'str' = 'high', decrypt_keys: 'list[str]' = <factory>) -> None"
     ),
     "VerifyResult": (
         "(reference: 'str', digest: 'str', checks: 'list[Check]' = <factory>, "
@@ -194,13 +195,15 @@ SIGNATURES = {
     ),
     "rescan": (
         "(repository: 'str', key: 'str | None' = None, password: 'bytes | None' = None, "
-        "config: 'Any' = None, dry_run: 'bool' = False, progress: 'Progress | None' = None) "
+        "config: 'Any' = None, dry_run: 'bool' = False, progress: 'Progress | None' = None, "
+        "decrypt_keys: 'list[str] | None' = None, encrypt_for: 'list[str] | None' = None) "
         "-> 'list[RescanResult]'"
     ),
     "scan": (
         "(target: 'str', *, policy: 'Policy | None' = None, limits: 'Limits | None' = None, "
         "unpack_limits: 'UnpackLimits | None' = None, settings: 'StorageSettings | None' = None, "
-        "progress: 'Progress | None' = None, **registry_options: 'Any') -> 'ScanReport'"
+        "progress: 'Progress | None' = None, decrypt_keys: 'list[str] | None' = None, "
+        "**registry_options: 'Any') -> 'ScanReport'"
     ),
     "unpack": (
         "(ref: 'str', directory: 'str', filters: 'list[str] | None' = None, "
@@ -211,7 +214,7 @@ SIGNATURES = {
     "verify": (
         "(ref: 'str', keys: 'list[Any] | None' = None, policy: 'TrustPolicy | None' = None, "
         "deep: 'bool' = True, progress: 'Progress | None' = None, "
-        "**registry_options: 'Any') -> 'VerifyResult'"
+        "decrypt_keys: 'list[str] | None' = None, **registry_options: 'Any') -> 'VerifyResult'"
     ),
 }
 

@@ -54,7 +54,7 @@ class TrustPolicy:
     require_signature: bool = True
     accept_max_severity: str = "high"  # accepted findings above this fail the scan verdict
     decrypt_keys: list[str] = field(default_factory=list)  # recipient keys for encrypted kits
-    _decryptor: Decryptor | None = field(default=None, repr=False, compare=False)
+    _decryptor: Decryptor | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_config(
