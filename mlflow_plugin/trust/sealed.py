@@ -13,9 +13,8 @@ A :class:`Decryptor` holds the recipient private key paths and loads them on fir
 that is not encrypted never touches them), so callers can build one from ``--decrypt-key`` or the
 admin config unconditionally.
 
->>> import io, json, tempfile
+>>> import tempfile
 >>> from mlflow_plugin.trust import ocicrypt
-from mlflow_plugin.trust.attach import Attachment
 >>> pub, key = ocicrypt.generate_recipient_keypair(tempfile.mkdtemp())
 >>> sealed = ocicrypt.seal(b'{"manifestVersion":"1.0.0"}', [ocicrypt.load_recipient(pub)])
 >>> manifest = {"annotations": {ocicrypt.ANN_SEALED_KITFILE: sealed}}
