@@ -368,3 +368,42 @@ def test_no_secret_leaks_with_a_private_registry(
     blob = "\n".join(texts)
     for s in secrets:
         assert s not in blob
+
+
+# ---- encrypted kits (publish --encrypt-for) ----------------------------------------------------------
+def test_encrypted_kit_serves_and_loads_only_for_its_recipient(
+    home: Path, kit: Kit, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MLflow model published encrypted: ``serve --decrypt-key`` answers real predictions;
+    ``mlflow.pyfunc.load_model("modelkit://…")`` decrypts with the configured key under the
+    verify-on-load policy; without the key, or with another one, neither starts nor loads."""
+    from mlflow.exceptions import MlflowException
+
+    from mlflow_plugin.trust.ocicrypt import generate_recipient_keypair
+
+    enc_pub, enc_key = generate_recipient_keypair(str(home / f"enc-{uuid.uuid4().hex[:6]}"))
+    _pub, stranger = generate_recipient_keypair(str(home / f"stranger-{uuid.uuid4().hex[:6]}"))
+    repo = f"serve/enc-{uuid.uuid4().hex[:8]}"
+    run_id, _mid, model, X = log_model_run(registry.host, repo)
+    end_runs()
+    r = publish_run(run_id, "v1", key=kit.key, encrypt_for=[enc_pub])
+    expected = model.predict(X).tolist()
+
+    with serving(home, r.reference, "--key", kit.pub, "--decrypt-key", enc_key) as server:
+        preds, resp = predict(server, X)
+        assert preds == expected and resp.headers["X-ModelKit-Digest"] == r.digest
+    line = refused(home, r.reference, "--key", kit.pub)
+    assert "--decrypt-key" in line, line
+    line = refused(home, r.reference, "--key", kit.pub, "--decrypt-key", stranger)
+    assert "not a recipient of this kit" in line, line
+
+    monkeypatch.setenv("MLFLOW_MODELKIT_REQUIRE_SIGNATURE", "true")
+    monkeypatch.setenv("MLFLOW_MODELKIT_TRUSTED_KEYS", kit.pub)
+    uri = f"modelkit://{r.store}@{r.digest}"
+    monkeypatch.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", stranger)
+    with pytest.raises(MlflowException, match="not a recipient of this kit") as e:
+        mlflow.pyfunc.load_model(uri)
+    assert "\n" not in e.value.message
+    monkeypatch.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", enc_key)
+    loaded = mlflow.pyfunc.load_model(uri)
+    assert list(loaded.predict(X)) == expected
