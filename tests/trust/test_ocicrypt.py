@@ -281,6 +281,56 @@ def test_no_plaintext_window_in_target_storage(published: EncPublished) -> None:
     assert scanned > 300_000  # the ciphertext is there
 
 
+def _forms(needle: bytes) -> set[bytes]:
+    """``needle`` raw and inside standard / URL-safe base64 at each of the three alignments."""
+    out = {needle}
+    for k in range(3):
+        for enc in (base64.b64encode, base64.urlsafe_b64encode):
+            text = enc(bytes(k) + needle)
+            out.add(text[4 if k else 0 : -4])  # the characters that encode needle bytes only
+    return out
+
+
+@pytest.mark.registry
+def test_no_path_name_or_file_digest_in_target_storage(published: EncPublished) -> None:
+    """What the kit holds stays with its recipients: no file path or name, no plaintext file or
+    layer digest, no Kitfile field of the run appears in the target registry's storage, raw or
+    base64-encoded (the redacted config and the sealed Kitfile, the encrypted attestations)."""
+    needles: dict[bytes, str] = {}
+    for rel, data in published.files.items():
+        for text in (rel, rel.rsplit("/", 1)[-1]):
+            for form in _forms(text.encode()):
+                needles[form] = f"path {text!r}"
+        hexd = hashlib.sha256(data).hexdigest()
+        for form in _forms(hexd.encode()) | _forms(bytes.fromhex(hexd)):
+            needles[form] = f"sha256 of {rel}"
+    repo, _ = open_location(published.store)
+    src = ocicrypt.load_decryption_key(published.ec[1])
+    m = json.loads(repo.get_manifest(published.digest)[0])
+    sealed = ocicrypt.unseal(m["annotations"][ocicrypt.ANN_SEALED_KITFILE], [src], "test")
+    kitfile = json.loads(sealed)  # the real Kitfile: paths, the run's name, plaintext tar digests
+    entries = [kitfile.get("model"), *(e for k in ("code", "datasets", "docs") for e in kitfile.get(k, []))]
+    assert {e["path"] for e in entries if e} == set(published.files)
+    plain_digests = [e["diffId"] for e in entries if e and "diffId" in e]
+    assert len(plain_digests) == len(published.files)
+    for d in plain_digests:
+        for form in _forms(d.encode()) | _forms(d.split(":", 1)[1].encode()):
+            needles[form] = f"plaintext layer digest {d}"
+    name = kitfile["package"]["name"]  # the MLflow run name
+    for form in _forms(name.encode()):
+        needles[form] = f"run name {name!r}"
+    config = repo.read_blob(m["config"]["digest"], m["config"]["size"])
+    assert json.loads(config)["package"] == {} and b"weights" not in config and b"notes" not in config
+    hits = []
+    scanned = 0
+    for path in published.target.root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            scanned += 1
+            hits += [f"{why} in {path.name}" for needle, why in needles.items() if needle in data]
+    assert scanned > 10 and hits == []
+
+
 @pytest.mark.registry
 def test_manifest_layers_encrypted_and_verify(published: EncPublished) -> None:
     repo, _ = open_location(published.store)
@@ -470,3 +520,30 @@ def test_rescan_and_scan_of_an_encrypted_kit(
     key = str(published.home / "signing" / "cosign.key")
     no_recipients = rescan(published.store, key=key, decrypt_keys=[published.ec[1]])
     assert "pass --encrypt-for" in (no_recipients[0].reason or "")
+
+
+@pytest.mark.registry
+def test_recipient_gets_a_model_signing_bundle_the_real_cli_accepts(
+    published: EncPublished, tmp_path: Path
+) -> None:
+    """``unpack --decrypt-key`` writes the decrypted model_signing bundle as ``model.sig``; the
+    OpenSSF ``model_signing`` CLI verifies the unpacked tree with it and the signing public key."""
+    import sys
+
+    out = tmp_path / "out"
+    r = cli("unpack", published.ref, "-d", str(out), "--decrypt-key", published.ec[1])
+    assert r.exit_code == 0, r.output
+    assert (out / "model.sig").is_file() and "model_signing verify" in r.output
+    tool = Path(sys.executable).with_name("model_signing")
+    assert tool.exists(), "the model_signing CLI is part of the test extras"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_MODELKIT_")}
+    argv = [str(tool), "verify", "key", str(out), "--signature", str(out / "model.sig")]
+    p = subprocess.run(
+        [*argv, "--public_key", published.signing_pub], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    (out / "weights" / "model.bin").write_bytes(b"tampered")
+    p = subprocess.run(
+        [*argv, "--public_key", published.signing_pub], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert p.returncode != 0
