@@ -102,6 +102,8 @@ def publish(
             # the published kit's own signed scan report: what the verdict is made of
             "findings": r.scan.to_json()["findings"],
             "model_version": r.model_version,
+            # recipient key ids when the admin's [encryption] recipients made this kit encrypted
+            "encrypted_for": list(r.encrypted_for),
             "run_url": views.ui_url(tracking_uri, str(run.info.experiment_id), run_id),
         }
 

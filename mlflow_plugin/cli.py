@@ -591,6 +591,7 @@ def publish(
             "attachments": r.attachments,
             "reused_signatures": r.reused_signatures,
             "model_version": r.model_version,
+            "encrypted_for": r.encrypted_for,
         }
         click.echo(json.dumps(out, indent=2))
         return
@@ -598,6 +599,9 @@ def publish(
     notes = sum(f.severity == Severity.INFO for f in r.scan.findings)
     info = f", {notes} informational notes" if notes else ""
     click.echo(f"  scan:         {r.verdict} ({len(r.scan.files)} files{info})")
+    if r.encrypted_for:
+        ids = ", ".join(i[:16] for i in r.encrypted_for)
+        click.echo(f"  encrypted:    for {len(r.encrypted_for)} recipient(s): {ids} (unpack --decrypt-key)")
     for f, a in r.accepted[:10]:
         click.echo(f"  accepted:     {f.severity} {f.rule} at {f.path} ({a.reason})")
     if len(r.accepted) > 10:

@@ -134,7 +134,8 @@ SIGNATURES = {
         "(reference: 'str', digest: 'str', tag: 'str', store: 'str', scan: 'Any', "
         "attachments: 'dict[str, str]' = <factory>, reused_signatures: 'bool' = False, "
         "model_version: 'str | None' = None, provenance: 'dict[str, Any] | None' = None, "
-        "accepted: 'list[tuple[Any, Any]]' = <factory>, verdict: 'str' = '') -> None"
+        "accepted: 'list[tuple[Any, Any]]' = <factory>, verdict: 'str' = '', "
+        "encrypted_for: 'list[str]' = <factory>) -> None"
     ),
     "RescanResult": (
         "(repository: 'str', digest: 'str', tags: 'list[str]', previous: 'str | None', "

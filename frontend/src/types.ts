@@ -131,6 +131,8 @@ export interface IPublishResult {
   /** the published kit's own scan findings (what the verdict is made of) */
   findings?: IFinding[];
   model_version?: string | number | null;
+  /** recipient key ids (SHA-256 of the public key's DER) when the kit was published encrypted */
+  encrypted_for?: string[];
   run_url?: string | null;
 }
 

@@ -129,6 +129,8 @@ class PublishResult:
     provenance: dict[str, Any] | None = None
     accepted: list[tuple[Any, Any]] = field(default_factory=list)  # (Finding, Acceptance) pairs
     verdict: str = ""
+    encrypted_for: list[str] = field(default_factory=list)
+    """Recipient ids (SHA-256 of each public key's DER) the kit is encrypted for; empty: not encrypted."""
 
     @property
     def pinned(self) -> str:
@@ -458,6 +460,7 @@ def publish_run(
         provenance=provenance,
         accepted=judged.accepted,
         verdict=verdict,
+        encrypted_for=[ocicrypt.recipient_id(k) for k in recipients],
     )
     name = register_as or (cfg.register_model and _sanitize(model_name or tag)) or None
     if name:

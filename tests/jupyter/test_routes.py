@@ -447,6 +447,49 @@ async def test_publish_verify_and_kits(jp_fetch: Fetch, world: World) -> None:
     assert code == 200 and f"run-{world.local_run}" in {k["tag"] for k in out["kits"]}
 
 
+async def test_publish_encrypted_by_admin_policy_and_verify(
+    jp_fetch: Fetch, world: World, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin's ``[encryption] recipients`` apply to a publish from the panel: the result names
+    the recipient; the verify route checks the encrypted kit with the server's recipient key and
+    says what is missing without it."""
+    from mlflow_plugin.trust.ocicrypt import generate_recipient_keypair
+
+    pub, key = generate_recipient_keypair(str(world.home / f"enc-{uuid.uuid4().hex[:6]}"))
+    client = MlflowClient(tracking_uri=world.uri)
+    exp = client.create_experiment(
+        f"enc-{uuid.uuid4().hex[:6]}", artifact_location=f"modelkit://{registry.host}/jupyter/enc"
+    )
+    rid = client.create_run(exp, run_name="confidential").info.run_id
+    _log_file(client, rid, "model.bin", b"confidential weights " * 500)
+    client.set_terminated(rid)
+    monkeypatch.setenv("MLFLOW_MODELKIT_ENCRYPT_FOR", pub)
+    job, _ = await wait_job(
+        jp_fetch, (await start(jp_fetch, "publish", publish_body(world, rid, "v1")))["id"]
+    )
+    assert job["state"] == "done", job
+    result = job["result"]
+    assert len(result["encrypted_for"]) == 1 and re.fullmatch(r"[0-9a-f]{64}", result["encrypted_for"][0])
+    layers = inspect(result["reference"]).manifest["layers"]
+    assert layers and all(d["mediaType"].endswith("+encrypted") for d in layers)
+
+    async def verified(deep: bool) -> dict[str, Any]:
+        created = await start(jp_fetch, "verify", {"reference": result["reference"], "deep": deep})
+        job, _ = await wait_job(jp_fetch, created["id"])
+        assert job["state"] == "done", job
+        return dict(job["result"])
+
+    monkeypatch.delenv("MLFLOW_MODELKIT_DECRYPT_KEYS", raising=False)
+    v = await verified(True)
+    checks = {c["name"]: c for c in v["checks"]}
+    assert v["verified"] is False and checks["signature"]["ok"]
+    assert "--decrypt-key" in checks["plaintext digests"]["detail"]
+    monkeypatch.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", key)
+    v = await verified(True)
+    assert v["verified"] is True, v["checks"]
+    assert {c["name"]: c["ok"] for c in v["checks"]}["plaintext digests"] is True
+
+
 async def test_publish_blocked_by_the_scan(jp_fetch: Fetch, world: World) -> None:
     created = await start(jp_fetch, "publish", publish_body(world, world.evil_run, "v1"))
     job, _ = await wait_job(jp_fetch, created["id"])

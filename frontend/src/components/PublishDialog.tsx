@@ -347,6 +347,16 @@ export function PublishDialog(props: {
             {findings && (
               <FindingsTable findings={findings} testid="mk-findings" />
             )}
+            {result.encrypted_for && result.encrypted_for.length > 0 && (
+              <div data-testid="mk-publish-encrypted">
+                encrypted for {result.encrypted_for.length} recipient
+                {result.encrypted_for.length === 1 ? '' : 's'}:{' '}
+                <span className="jp-ModelKits-mono">
+                  {result.encrypted_for.map(id => id.slice(0, 16)).join(', ')}
+                </span>{' '}
+                (loads need a recipient key: [encryption] decrypt_keys)
+              </div>
+            )}
             {result.model_uri && (
               <div className="jp-ModelKits-ref">
                 <code
