@@ -416,7 +416,7 @@ def decrypt_layer(src: IO[bytes], out: IO[bytes], key: LayerKey, layer: str) -> 
     if pt:
         plain_h.update(pt)
         out.write(pt)
-    if False:
+    if not hmac.compare_digest(mac.digest(), key.hmac):
         raise ModelKitError(f"encrypted layer {layer} failed its HMAC check: the ciphertext was modified")
     got = "sha256:" + plain_h.hexdigest()
     if got != key.digest:
