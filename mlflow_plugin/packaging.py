@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
-from mlflow_plugin.errors import KitfileError, ModelKitError, NotFoundError, disk_errors
+from mlflow_plugin.errors import KitfileError, ModelKitError, NotFoundError, UnsafeArchiveError, disk_errors
 from mlflow_plugin.kit.decompress import Budget
 from mlflow_plugin.kit.fileindex import parse_file_index
 from mlflow_plugin.kit.kitfile import KITFILE_NAMES, Kitfile, is_modelkit_reference
@@ -563,6 +563,7 @@ def unpack(
         config = repo.read_blob(cdesc["digest"], cdesc.get("size"))
         dec = _decryptor(decrypt_keys)
         kf = Kitfile.from_json(dec.kitfile(m, config, ref))  # an encrypted kit's is sealed in the manifest
+        _check_kitfile_paths(kf, ref)
         by_raw = {d["digest"]: d for d in m.get("layers") or []}
         by_digest = {k: Descriptor.from_json(d) for k, d in by_raw.items()}
         plan = _unpack_plan(kf, by_digest, m)
@@ -668,6 +669,39 @@ def _selected(wanted: dict[str, list[str]] | None, kind: str, entry: Any) -> boo
             if ids & set(names):
                 return True
     return False
+
+
+def _check_kitfile_paths(kf: Kitfile, ref: str) -> None:
+    """Every path the kit's Kitfile names (it is written into the target, and ``kit pack`` run
+    there later would pack what it points at) is relative and stays inside: ``.`` or a clean
+    relative path after normalising; one line naming the entry otherwise."""
+    import posixpath
+
+    from mlflow_plugin.kit.safepath import clean_path
+
+    model = [] if kf.model is None else [("model", kf.model), *(("model part", p) for p in kf.model.parts)]
+    entries = [
+        *model,
+        *(("dataset", d) for d in kf.datasets),
+        *(("code", c) for c in kf.code),
+        *(("docs", d) for d in kf.docs),
+        *(("prompt", p) for p in kf.prompts),
+        *(("mcpServer", x) for x in kf.mcp_servers),
+    ]
+    for kind, e in entries:
+        path = e.path
+        if not path or (kind == "model" and is_modelkit_reference(path)):
+            continue
+        if not isinstance(path, str) or "\\" in path or path.startswith("/"):
+            norm = path
+        else:
+            norm = posixpath.normpath(path)
+            if norm == ".":
+                continue
+        try:
+            clean_path(norm, f"{kind} path")
+        except UnsafeArchiveError as e:
+            raise UnsafeArchiveError(f"{ref}: its Kitfile names an {e}; refusing to unpack it") from None
 
 
 def _unpack_plan(

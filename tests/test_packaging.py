@@ -869,3 +869,31 @@ def test_kitinfo_layers_refuse_a_hostile_file_index() -> None:
     assert ok["error"] is None and [f["path"] for f in ok["files"]] == ["model/model.pkl"], ok
     for bad in (climbing, garbled):
         assert bad["files"] == [] and bad["error"] and "\n" not in bad["error"], bad
+
+
+@pytest.mark.parametrize("path", ["../../outside", "/etc/outside", "a/../../outside", "ok\\..\\x"])
+def test_unpack_refuses_a_config_kitfile_naming_a_path_outside(tmp_path: Path, path: str) -> None:
+    """The Kitfile an unpack writes comes from the config blob: a path out of the target in it
+    (which a later ``kit pack`` there would follow) refuses the unpack, in one line, nothing written."""
+    import json as _json
+
+    from mlflow_plugin.storage.locations import open_location
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "model.bin").write_bytes(b"weights")
+    (ctx / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel: {path: model.bin}\n")
+    ops.pack(str(ctx), f"oci:{tmp_path}/kits:v1")
+    repo, _ = open_location(f"oci:{tmp_path}/kits")
+    m = _json.loads(repo.get_manifest("v1")[0])
+    config = _json.loads(repo.read_blob(m["config"]["digest"], m["config"]["size"]))
+    config["model"]["path"] = path
+    data = _json.dumps(config).encode()
+    m["config"]["digest"] = repo.push_bytes(data, m["config"]["mediaType"]).digest
+    m["config"]["size"] = len(data)
+    repo.put_manifest(_json.dumps(m).encode(), m["mediaType"], tag="hostile")
+    out = tmp_path / "out"
+    with pytest.raises(ModelKitError, match="its Kitfile names an illegal model path") as e:
+        ops.unpack(f"oci:{tmp_path}/kits:hostile", str(out))
+    assert "\n" not in str(e.value) and not out.exists()
+    assert not (tmp_path / "outside").exists()

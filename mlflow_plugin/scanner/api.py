@@ -393,6 +393,9 @@ def _scan_layer(
     try:
         with stream, tarfile.open(fileobj=stream, mode="r|") as tf:
             for member in tf:
+                if member.issym() or member.islnk():
+                    _check_link(ctx, member)
+                    continue
                 if not member.isfile():
                     continue
                 try:
@@ -406,6 +409,24 @@ def _scan_layer(
                 _scan_member_stream(ctx, rel, f, member.size)
     except LimitExceededError as e:  # a bomb is a finding, as every scan limit
         ctx.report(ld, Severity.HIGH, "scan.limit.unpack", str(e))
+
+
+def _check_link(ctx: ScanContext, member: Any) -> None:
+    """A symlink or hardlink whose target leaves the kit (absolute, or ``..`` past its root) is a
+    finding: unpack refuses it, and a tool that follows it reads or overwrites a host file."""
+    import posixpath
+
+    target = str(member.linkname or "")
+    base = posixpath.dirname(member.name) if member.issym() else ""  # hardlinks: from the root
+    joined = posixpath.normpath(posixpath.join(base, target)) if target else ""
+    if target.startswith("/") or joined == ".." or joined.startswith("../") or not target:
+        kind = "symlink" if member.issym() else "hardlink"
+        ctx.report(
+            str(member.name)[:200],
+            Severity.HIGH,
+            "kit.unsafe-link",
+            f"{kind} to {target[:200]!r} points outside the kit",
+        )
 
 
 @functools.cache

@@ -621,6 +621,12 @@ RULES: dict[str, tuple[str, str, str]] = {
         NEVER,
         "re-pack the kit from the model directory",
     ),
+    "kit.unsafe-link": (
+        "a kit layer has a symlink or hardlink pointing outside the model directory: "
+        "a tool that follows it reads or overwrites a file of the host",
+        ON_LOAD,
+        "do not unpack this kit with other tools; re-pack it without the link",
+    ),
     # -- secrets (leak to everyone who gets the kit) -------------------------------------------
     "secret": ("a credential is written in the model's files or params", WHEN_SHARED, _SECRET_FIX),
     "secret.assignment": (
