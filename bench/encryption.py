@@ -194,15 +194,20 @@ def main() -> None:
                 flush=True,
             )
     print(f"\n== {args.size_mb} MiB model, {args.rounds} interleaved rounds, medians ==")
-    print(f"{'operation':18s} {'seconds':>8s} {'MB/s':>8s} {'vs':>16s} {'ratio':>6s} {'peak RSS +idle':>15s}")
+    head = ("operation", "seconds", "MB/s", "vs", "ratio", "cpu s", "cpu ratio", "peak RSS +idle")
+    print(f"{head[0]:18s} {head[1]:>8s} {head[2]:>8s} {head[3]:>16s} {head[4]:>6s}", end="")
+    print(f" {head[5]:>7s} {head[6]:>9s} {head[7]:>15s}")
     med = {k: statistics.median(x["seconds"] for x in v) for k, v in results.items()}
+    cpu = {k: statistics.median(x["cpu"] for x in v) for k, v in results.items()}
     for kind, label, base in ROWS:
         rss = statistics.median(x["rss"] for x in results[kind])
         ratio = f"{med[kind] / med[base]:.2f}" if base else ""
+        cratio = f"{cpu[kind] / cpu[base]:.2f}" if base else ""
         vs = dict((k, lbl) for k, lbl, _b in ROWS).get(base, "") if base else ""
         rss_s = f"{rss:.0f} MB" if kind not in ("openssl", "skopeo") else "(child)"
         print(
-            f"{label:18s} {med[kind]:8.2f} {size / med[kind] / 1e6:8.1f} {vs:>16s} {ratio:>6s} {rss_s:>15s}"
+            f"{label:18s} {med[kind]:8.2f} {size / med[kind] / 1e6:8.1f} {vs:>16s} {ratio:>6s}"
+            f" {cpu[kind]:7.2f} {cratio:>9s} {rss_s:>15s}"
         )
     print(f"{'publish (total)':18s} plain {pp:.2f} s, encrypted {pe:.2f} s: x{pe / pp:.2f}")
 
