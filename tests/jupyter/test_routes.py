@@ -484,6 +484,14 @@ async def test_publish_encrypted_by_admin_policy_and_verify(
     checks = {c["name"]: c for c in v["checks"]}
     assert v["verified"] is False and checks["signature"]["ok"]
     assert "--decrypt-key" in checks["plaintext digests"]["detail"]
+    _other, stranger = generate_recipient_keypair(str(world.home / f"stranger-{uuid.uuid4().hex[:6]}"))
+    monkeypatch.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", stranger)
+    v = await verified(True)
+    details = [c["detail"] for c in v["checks"] if not c["ok"]]
+    assert v["verified"] is False and any(d.startswith("not a recipient of this kit") for d in details), (
+        details
+    )
+    assert all("\n" not in d for d in details)
     monkeypatch.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", key)
     v = await verified(True)
     assert v["verified"] is True, v["checks"]

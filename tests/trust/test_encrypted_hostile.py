@@ -540,3 +540,68 @@ def test_two_recipients_each_open_through_mlflow(
         files = {p.relative_to(got).as_posix(): p.read_bytes() for p in got.rglob("*") if p.is_file()}
         assert files == kit.files
         assert [p.name for p in out.parent.iterdir() if p.name.startswith(".modelkit-")] == []
+
+
+# ---- 8: encrypted attestations that are garbage ----------------------------------------------------------
+@pytest.mark.parametrize("how", ["garbage plaintext", "modified ciphertext", "not encrypted for us"])
+def test_garbage_encrypted_attestation_is_a_failed_check(
+    kit: Kit, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signed copy of the kit whose provenance attestation is garbage once decrypted, has a
+    modified ciphertext, or is encrypted for someone else: verify (API and CLI) reports a failed
+    ``attestation:provenance`` check in one line; nothing crashes."""
+    from mlflow_plugin.storage.descriptor import Descriptor
+    from mlflow_plugin.trust.attach import PRED_PROVENANCE
+    from mlflow_plugin.trust.signer import Signer
+
+    m = copy.deepcopy(kit.manifest)
+    m["annotations"]["test.variant"] = f"{how} {uuid.uuid4().hex}"
+    ref, digest = put_variant(kit, m)
+    repo = kit.repo()
+    subject = Descriptor(OCI_MANIFEST, digest, len(json.dumps(m).encode()))
+    signer = Signer.from_key_file(str(kit.home / "signing" / "cosign.key"), PASSPHRASE.encode())
+    signer.attest(repo, subject, "signature")
+    signer.attest(repo, subject, "scan", {"summary": {"max_severity": None}}, recipients=kit.recipients())
+    if how == "garbage plaintext":
+        # a referrer whose encrypted layer opens (HMAC, digest fine) to bytes that are no bundle
+        from mlflow_plugin.storage.mediatypes import EMPTY_JSON, OCI_EMPTY
+        from mlflow_plugin.trust.cosign import bundle_referrer_manifest
+        from mlflow_plugin.trust.dsse import BUNDLE_MEDIA_TYPE
+
+        blob, enc = ocicrypt.encrypt_bytes(b"\x00not a bundle" * 10, kit.recipients())
+        media_type = BUNDLE_MEDIA_TYPE + ocicrypt.ENC_SUFFIX
+        repo.push_bytes(blob, media_type)
+        repo.push_bytes(EMPTY_JSON, OCI_EMPTY)
+        layer = {
+            "mediaType": media_type,
+            "size": enc.size,
+            "digest": enc.digest,
+            "annotations": enc.annotations,
+        }
+        shape = signer._bundle(subject, "provenance", {"buildDefinition": {}}, None)  # for the content kind
+        referrer = bundle_referrer_manifest(
+            shape, OCI_MANIFEST, digest, subject.size, PRED_PROVENANCE, "2026-12-07T00:00:00Z", layer=layer
+        )
+        repo.put_manifest(referrer, OCI_MANIFEST)
+    elif how == "not encrypted for us":
+        other = ocicrypt.load_recipient(str(Path(kit.stranger).with_name("enc.pub")))
+        signer.attest(repo, subject, "provenance", {"buildDefinition": {}}, recipients=[other])
+    else:
+        signer.attest(repo, subject, "provenance", {"buildDefinition": {}}, recipients=kit.recipients())
+        # flip one byte of the encrypted provenance bundle blob in the registry's storage
+        from mlflow_plugin.trust.attach import list_attachments
+
+        (prov,) = [a for a in list_attachments(repo, digest) if a.kind == "provenance"]
+        rm = json.loads(repo.get_manifest(prov.manifest_digest)[0])
+        path = kit.target.blob_path(rm["layers"][0]["digest"])
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 1
+        path.write_bytes(bytes(data))
+    result = mlflow_plugin.verify(ref, keys=[kit.signing_pub], decrypt_keys=[kit.ec[1]], deep=False)
+    checks = {c.name: c for c in result.checks}
+    assert not result.ok and checks["signature"].ok
+    detail = checks["attestation:provenance"].detail
+    assert not checks["attestation:provenance"].ok and "\n" not in detail, detail
+    r = cli("verify", ref, "--key", kit.signing_pub, "--decrypt-key", kit.ec[1], "--no-deep")
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert r.exit_code == 1 and len(errors) == 1 and "Traceback" not in r.output, r.output
