@@ -12,6 +12,17 @@ and the MLflow flows, with DISTINCTIVE secrets:
 * the private key: a body line of the encrypted ``cosign.key``, a body line of its decrypted
   PKCS#8 PEM and its private scalar in hex.
 
+Encrypted kits too: recipient keys from ``keygen --encryption`` (EC, its passphrase a secret) and
+``--encryption-rsa`` (unprotected), and a stranger's; a confidential run (its drafts in a local
+layout) published ``--encrypt-for`` into the registry; ``unpack``/``verify``/``scan``/
+``provenance``/``serve --check-only``/``dockerfile``/``rescan`` with ``--decrypt-key``, the
+MLflow ``modelkit://`` download with ``MLFLOW_MODELKIT_DECRYPT_KEYS``; a non-recipient, a wrong
+and a missing key passphrase. Each recipient private key (a PEM body slice) is a secret, and so
+is every AES layer key once the kit exists (opened as a recipient). No ``"symkey"`` field of
+ocicrypt's private options is readable anywhere, and the run's file and directory names, file
+content, param and tag values, run and experiment names are nowhere in the registry's storage or
+in what a non-recipient is shown -- while the recipient gets them all.
+
 Failing cases run too: wrong passphrase, wrong registry password, an unreachable registry, a
 blocked publish, an unsigned draft under verify-on-load. Then every secret is looked for -- raw,
 URL-encoded, and inside base64 runs two levels deep (``user:password`` basic auth included) -- in
@@ -26,6 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -75,6 +87,7 @@ _rng = random.SystemRandom()
 PASSPHRASE = "Quokka-passphrase-8c1f-Tangerine"
 WRONG_PASSPHRASE = "Wombat-wrongphrase-3e7a-Pumice"
 WRONG_REG_PASSWORD = "Axolotl-wrongregpw-77d1-Basalt"
+ENC_PASSPHRASE = "Pangolin-encphrase-4b9d-Obsidian"  # protects the recipient key enc-a/enc.key
 DB_PASSWORD = "Narwhal-dbpw-5f2c91ab-Lichen"
 HF_TOKEN = "hf_" + "".join(
     _rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") for _ in range(34)
@@ -97,6 +110,9 @@ except Exception as e:
     sys.exit(3)
 """
 _B64 = re.compile(rb"[A-Za-z0-9+/_-]{16,}={0,2}")
+# the options that open or make encrypted kits: each must have been run (test_every_command_was_run)
+ENC_OPTIONS = ("--decrypt-key", "--encrypt-for", "--encryption", "--encryption-rsa")
+SYMKEY = b'"symkey"'  # the JSON field of ocicrypt's private layer options (the layer key)
 
 
 # ---- where a secret could hide -----------------------------------------------------------------------
@@ -139,6 +155,47 @@ def find(data: bytes | str, secrets: dict[str, str]) -> list[str]:
     return sorted(found)
 
 
+def symkey_forms(needle: bytes = SYMKEY) -> list[bytes]:
+    """``needle`` as it reads inside any base64 text: for each of the three alignments, the
+    characters that depend on its bytes only (standard and URL-safe alphabets)."""
+    out: list[bytes] = []
+    for shift in range(3):
+        enc = base64.b64encode(b"\0" * shift + needle + b"\0\0")
+        core = enc[-(-8 * shift // 6) : 8 * (shift + len(needle)) // 6]
+        out += [core, core.translate(bytes.maketrans(b"+/", b"-_"))]
+    return out
+
+
+def plain_symkey(data: bytes | str) -> list[str]:
+    """Where a ``"symkey"`` JSON field is readable in ``data``: raw, as base64 at any alignment,
+    or inside decoded base64 (two levels deep)."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    hits = ["raw"] if SYMKEY in raw else []
+    if any(form in raw for form in symkey_forms()):
+        hits.append("base64")
+    if any(SYMKEY in layer for layer in itertools.islice(layers(raw), 1, None)):
+        hits.append("inside base64")
+    return hits
+
+
+def test_symkey_detector_sees_every_form(tmp_path: Path) -> None:
+    """Positive control of :func:`plain_symkey`; and a real encrypted descriptor's annotations are clean."""
+    from mlflow_plugin.trust import ocicrypt
+
+    opts = json.dumps({"symkey": base64.b64encode(os.urandom(32)).decode(), "digest": "sha256:0"}).encode()
+    assert plain_symkey(opts) == ["raw"]
+    for prefix in (b"", b"a", b"ab", b'{"x":1,'):
+        for enc in (base64.b64encode, base64.urlsafe_b64encode):
+            assert "base64" in plain_symkey(b"pubopts=" + enc(prefix + opts)[:-4]), (prefix, enc)
+    nested = base64.b64encode(json.dumps({"p": base64.b64encode(opts).decode()}).encode())
+    assert plain_symkey(nested) == ["inside base64"]
+    pub, key = ocicrypt.generate_recipient_keypair(str(tmp_path))
+    _ct, layer = ocicrypt.encrypt_bytes(b"weights", [ocicrypt.load_recipient(pub)])
+    assert plain_symkey(json.dumps(layer.annotations)) == []  # the JWE hides the layer key
+    opened = ocicrypt.open_layer(layer.annotations, [ocicrypt.load_decryption_key(key)], layer="x")
+    assert len(opened.symkey) == 32
+
+
 def test_detector_sees_every_form() -> None:
     """Positive control: raw, URL-encoded, basic auth, base64 in a JSON payload, two levels deep."""
     s = {"pw": "S3cr3t/pa55+word=Q"}
@@ -167,6 +224,14 @@ class World:
     store: str = ""
     digest: str = ""
     dockerfile_dir: Path | None = None
+    # the encrypted kit: what must stay with its recipients, and where they got it
+    enc_run: str = ""
+    enc_store: str = ""
+    enc_digest: str = ""
+    confidential: dict[str, str] = field(default_factory=dict)
+    public_steps: set[str] = field(default_factory=set)  # steps that ran without a recipient key
+    recipient_got: list[tuple[str, str]] = field(default_factory=list)
+    secret_homes: set[Path] = field(default_factory=set)  # the private key files themselves
 
     @property
     def host(self) -> str:
@@ -176,6 +241,7 @@ class World:
         """Run ``mlflow-modelkit -v ARGS`` in process; record everything it printed or raised."""
         self.step = step
         self.commands.add(f"config {args[1]}" if args[0] == "config" else args[0])
+        self.commands.update(f"{args[0]} {opt}" for opt in ENC_OPTIONS if opt in args)
         reset_connections()
         r = CliRunner().invoke(main, ["-v", *args], input=input)
         self.outputs.append((f"{step}: stdout", r.stdout))
@@ -256,6 +322,241 @@ def log_blocked_run(w: World, repo: str) -> None:
     w.blocked_run = run.info.run_id
 
 
+def log_confidential_run(w: World) -> None:
+    """A run whose file names, content and a param value are confidential; its drafts live in a
+    local layout, so the registry only ever receives the encrypted kit."""
+    from sklearn.linear_model import LogisticRegression
+
+    u = uuid.uuid4().hex[:12]
+    w.confidential = {
+        "file name": f"confidential-{u}.bin",
+        "directory name": f"vault-{u}",
+        "param value": f"Confidential-segment-{u}",
+        "file content": f"Confidential-content-{u}",
+        "tag value": f"Confidential-tag-{u}",
+        "run name": f"confidential-run-{u}",
+        "experiment name": f"Confidential-experiment-{u}",
+    }
+    exp = mlflow.create_experiment(
+        w.confidential["experiment name"],
+        artifact_location=f"modelkit://{w.home / 'enc-drafts' / 'sealed'}",
+    )
+    src = w.home / "enc-src" / w.confidential["directory name"]
+    src.mkdir(parents=True)
+    blob = (w.confidential["file content"] + "\n").encode() * 8 + os.urandom(2048)
+    (src / w.confidential["file name"]).write_bytes(blob)
+    X = pd.DataFrame(np.random.default_rng(5).normal(size=(20, 2)), columns=["a", "b"])
+    w.step = "mlflow: log the confidential run"
+    with mlflow.start_run(experiment_id=exp, run_name=w.confidential["run name"]) as run:
+        mlflow.log_params({"C": "1.0", "segment": w.confidential["param value"]})
+        mlflow.set_tag("customer", w.confidential["tag value"])
+        mlflow.log_artifact(str(src / w.confidential["file name"]), w.confidential["directory name"])
+        mlflow.sklearn.log_model(LogisticRegression().fit(X, (X["a"] > 0).astype(int)), name="model")
+    w.enc_run = run.info.run_id
+
+
+def pem_needle(pem: str | bytes) -> str:
+    """40 characters from the middle line of a PEM body: a leak of the key shows them verbatim."""
+    text = pem.decode() if isinstance(pem, bytes) else pem
+    body = [ln for ln in text.strip().splitlines() if not ln.startswith("-----") and ":" not in ln]
+    return body[len(body) // 2][12:52]
+
+
+def layer_keys(w: World, key: str) -> dict[str, str]:
+    """Every AES key of the encrypted kit (its layers and its encrypted attestations), opened as a
+    recipient: unknown before publish, secrets from then on (base64 as in the JWE, and hex)."""
+    from mlflow_plugin.trust import ocicrypt
+
+    keys = [ocicrypt.load_decryption_key(key)]
+    repo, _ = open_location(w.enc_store, settings=load_config().storage_settings())
+    try:
+        manifest = json.loads(repo.get_manifest(w.enc_digest)[0])
+        sealed = [(f"layer {i}", d["annotations"]) for i, d in enumerate(manifest["layers"])]
+        sealed += [
+            (f"{a.kind} attestation", a.encryption)
+            for a in attach.list_attachments(repo, w.enc_digest)
+            if a.encryption is not None
+        ]
+    finally:
+        repo.close()
+    assert len(sealed) >= len(manifest["layers"]) + 3, sealed  # provenance, scan, ML-BOM, ...
+    out: dict[str, str] = {}
+    for what, ann in sealed:
+        k = ocicrypt.open_layer(ann, keys, layer=what).symkey
+        out[f"AES key of the {what} (base64)"] = base64.b64encode(k).decode()
+        out[f"AES key of the {what} (base64url)"] = base64.urlsafe_b64encode(k).decode().rstrip("=")
+        out[f"AES key of the {what} (hex)"] = k.hex()
+    return out
+
+
+def run_encrypted(w: World, mp: pytest.MonkeyPatch, key: str, pub: str) -> None:
+    """Recipient keys, ``publish --encrypt-for`` into the registry, every reader as a recipient, a
+    stranger, a wrong or missing passphrase and nobody; the MLflow download as a recipient."""
+    from mlflow_plugin.trust import ocicrypt
+
+    home, host = w.home, w.host
+    a_dir, b_dir, c_dir = home / "enc-a", home / "enc-b", home / "enc-stranger"
+    a_key, b_key, c_key = (str(d / "enc.key") for d in (a_dir, b_dir, c_dir))
+    a_pub, b_pub = str(a_dir / "enc.pub"), str(b_dir / "enc.pub")
+    w.secret_homes |= {Path(a_key), Path(b_key), Path(c_key)}
+
+    # -- recipient keys: A (EC, passphrase), B (RSA, none), C (EC, none, a stranger)
+    mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", ENC_PASSPHRASE)
+    w.cli("keygen --encryption (passphrase)", "keygen", "--encryption", "-o", str(a_dir))
+    mp.delenv("MLFLOW_MODELKIT_KEY_PASSWORD")
+    w.cli("keygen --encryption-rsa (no passphrase)", "keygen", "--encryption-rsa", "-o", str(b_dir))
+    w.cli("keygen --encryption (stranger)", "keygen", "--encryption", "-o", str(c_dir))
+    assert b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in Path(a_key).read_bytes()
+    assert b"ENCRYPTED" not in Path(b_key).read_bytes() + Path(c_key).read_bytes()
+    a_priv = ocicrypt.load_decryption_key(a_key, ENC_PASSPHRASE.encode())
+    a_plain = a_priv.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    b_priv = ocicrypt.load_decryption_key(b_key)
+    w.secrets.update(
+        {
+            "recipient key passphrase": ENC_PASSPHRASE,
+            "recipient key A (encrypted PEM)": pem_needle(Path(a_key).read_bytes()),
+            "recipient key A (PKCS#8 PEM)": pem_needle(a_plain),
+            "recipient key A scalar (hex)": format(a_priv.private_numbers().private_value, "064x"),
+            "recipient key B (RSA PEM)": pem_needle(Path(b_key).read_bytes()),
+            "recipient key B prime p (hex)": format(b_priv.private_numbers().p, "x"),  # type: ignore[union-attr]
+            "stranger key C (PEM)": pem_needle(Path(c_key).read_bytes()),
+        }
+    )
+
+    # -- publish the confidential run, encrypted for A and B, into the auth registry
+    log_confidential_run(w)
+    mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", PASSPHRASE)  # the signing key's
+    w.enc_store = f"{host}/secrets/sealed-{uuid.uuid4().hex[:6]}"
+    r = w.cli(
+        "publish --encrypt-for", "publish", w.enc_run, "--tag", "v1", "--key", key,
+        "--repository", w.enc_store, "--encrypt-for", a_pub, "--encrypt-for", b_pub, "--json",
+    )  # fmt: skip
+    w.enc_digest = json.loads(r.stdout)["digest"]
+    ref = f"{w.enc_store}:v1"
+    mp.setenv("MLFLOW_MODELKIT_TRUSTED_KEYS", pub)  # rescan tells published kits by their signer
+
+    # -- what everybody sees (no recipient key): none of the confidential names
+    public = [
+        ("inspect --json (encrypted)", ("inspect", ref, "--json"), 0),
+        ("inspect (encrypted)", ("inspect", ref), 0),
+        ("list (encrypted)", ("list", w.enc_store, "--json"), 0),
+        ("verify --json (encrypted, no recipient key)", ("verify", ref, "--key", pub, "--json"), 1),
+        ("unpack (encrypted, no recipient key)", ("unpack", ref, "-d", str(home / "enc-none")), 2),
+        ("scan (encrypted, no recipient key)", ("scan", ref, "--json"), 2),
+        ("rescan --dry-run (encrypted, no recipient key)", ("rescan", w.enc_store, "--dry-run"), 0),
+    ]
+    for step, args, code in public:
+        w.cli(step, *args, code=code)
+        w.public_steps.add(step)
+    assert not (home / "enc-none").exists()
+
+    # -- B (RSA, no passphrase): scan, serve, dockerfile, rescan with a new encrypted attestation
+    w.cli("scan --decrypt-key", "scan", ref, "--decrypt-key", b_key, "--json", code=(0, 1))
+    w.cli(
+        "serve --check-only --decrypt-key", "serve", ref, "--key", pub, "--check-only", "--decrypt-key", b_key
+    )
+    w.cli(
+        "dockerfile --decrypt-key", "dockerfile", ref, "--key", pub, "-o", str(home / "enc-dockerfile"),
+        "--decrypt-key", b_key,
+    )  # fmt: skip
+    w.cli(
+        "rescan --decrypt-key --encrypt-for", "rescan", w.enc_store, "--key", key, "--decrypt-key", b_key,
+        "--encrypt-for", b_pub, "--json", code=(0, 1),
+    )  # fmt: skip
+
+    # -- C, a stranger: not a recipient
+    r = w.cli(
+        "unpack --decrypt-key (not a recipient)", "unpack", ref, "-d", str(home / "enc-c"),
+        "--decrypt-key", c_key, code=2,
+    )  # fmt: skip
+    assert "error: not a recipient of this kit" in r.stderr and not (home / "enc-c").exists()
+    w.cli(
+        "provenance --decrypt-key (not a recipient)", "provenance", ref, "--key", pub,
+        "--decrypt-key", c_key, code=2,
+    )  # fmt: skip
+    w.cli(
+        "verify --decrypt-key (not a recipient)", "verify", ref, "--key", pub, "--decrypt-key", c_key,
+        code=1,
+    )  # fmt: skip
+    w.public_steps |= {
+        "unpack --decrypt-key (not a recipient)",
+        "provenance --decrypt-key (not a recipient)",
+        "verify --decrypt-key (not a recipient)",
+    }
+
+    # -- A, whose key needs its passphrase: wrong, missing, then right
+    mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", WRONG_PASSPHRASE)
+    r = w.cli(
+        "unpack --decrypt-key (wrong key passphrase)", "unpack", ref, "-d", str(home / "enc-wrong"),
+        "--decrypt-key", a_key, code=2,
+    )  # fmt: skip
+    assert "wrong passphrase for" in r.stderr, r.stderr[-500:]
+    w.cli(
+        "verify --decrypt-key (wrong key passphrase)", "verify", ref, "--key", pub, "--decrypt-key", a_key,
+        code=1,
+    )  # fmt: skip
+    mp.delenv("MLFLOW_MODELKIT_KEY_PASSWORD")
+    r = w.cli(
+        "unpack --decrypt-key (no key passphrase)", "unpack", ref, "-d", str(home / "enc-nopass"),
+        "--decrypt-key", a_key, code=2,
+    )  # fmt: skip
+    assert "no passphrase was given" in r.stderr, r.stderr[-500:]
+    w.public_steps |= {
+        "unpack --decrypt-key (wrong key passphrase)",
+        "verify --decrypt-key (wrong key passphrase)",
+        "unpack --decrypt-key (no key passphrase)",
+    }
+    mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", ENC_PASSPHRASE)
+    w.cli("unpack --decrypt-key", "unpack", ref, "-d", str(home / "enc-unpacked"), "--decrypt-key", a_key)
+    w.cli("verify --decrypt-key", "verify", ref, "--key", pub, "--decrypt-key", a_key)
+    w.cli("provenance --decrypt-key", "provenance", ref, "--key", pub, "--decrypt-key", a_key)
+    r = w.cli(
+        "provenance --decrypt-key --json", "provenance", ref, "--key", pub, "--decrypt-key", a_key, "--json"
+    )
+    w.recipient_got.append(("provenance --decrypt-key --json", r.stdout))
+    unpacked = sorted(home.joinpath("enc-unpacked").rglob("*"))
+    w.recipient_got.append(("unpacked paths", "\n".join(str(p) for p in unpacked)))
+    w.recipient_got += [(str(p), p.read_bytes().decode("latin-1")) for p in unpacked if p.is_file()]
+
+    # -- MLflow: a modelkit:// download under verify-on-load, with MLFLOW_MODELKIT_DECRYPT_KEYS
+    uri = f"modelkit://{w.enc_store}@{w.enc_digest}"
+    mp.setenv("MLFLOW_MODELKIT_REQUIRE_SIGNATURE", "true")
+    mp.setenv("MLFLOW_MODELKIT_TRUSTED_KEYS", pub)
+    for step, keyfile, phrase in (
+        ("download_artifacts (not a recipient)", c_key, ENC_PASSPHRASE),
+        ("download_artifacts (wrong key passphrase)", a_key, WRONG_PASSPHRASE),
+    ):
+        mp.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", keyfile)
+        mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", phrase)
+        dst = home / step.replace(" ", "-").replace("(", "").replace(")", "")
+        w.raises(
+            step, MlflowException, mlflow.artifacts.download_artifacts, artifact_uri=uri, dst_path=str(dst)
+        )
+        assert not dst.exists() or not any(dst.rglob("*")), f"{step}: files were written"
+        assert ("not a recipient" if "recipient" in step else "wrong passphrase") in w.exceptions[-1][1]
+        w.public_steps.add(step)
+    mp.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", a_key)
+    mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", ENC_PASSPHRASE)
+    mp.setenv("MLFLOW_MODELKIT_ENCRYPT_FOR", b_pub)
+    w.cli("config show (encryption env)", "config", "show")
+    w.step = "mlflow.artifacts.download_artifacts (decrypt keys)"
+    reset_connections()
+    got = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(home / "enc-downloaded")))
+    listed = mlflow.artifacts.list_artifacts(artifact_uri=uri)
+    conf_file = got / w.confidential["directory name"] / w.confidential["file name"]
+    assert conf_file.read_bytes().startswith(w.confidential["file content"].encode())
+    w.recipient_got.append(("downloaded paths", "\n".join(str(p) for p in sorted(got.rglob("*")))))
+    w.recipient_got.append(("listed", " ".join(f.path for f in listed)))
+    for var in ("REQUIRE_SIGNATURE", "TRUSTED_KEYS", "DECRYPT_KEYS", "ENCRYPT_FOR"):
+        mp.delenv(f"MLFLOW_MODELKIT_{var}")
+    mp.setenv("MLFLOW_MODELKIT_KEY_PASSWORD", PASSPHRASE)
+
+    # -- the layer keys, now known: secrets like the others, looked for everywhere
+    w.secrets.update(layer_keys(w, b_key))
+
+
 def serve_once(w: World, ref: str, pub: str) -> None:
     """``serve`` as a real process: start, one ``/ping``, SIGTERM; its output is recorded."""
     w.step = "serve (subprocess)"
@@ -312,6 +613,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, auth_registry: RegistryServe
     try:
         with pytest.MonkeyPatch.context() as mp:
             clean_env(mp, PASSPHRASE)
+            mp.delenv("MLFLOW_MODELKIT_ENCRYPT_FOR", raising=False)
             mp.setenv("DOCKER_CONFIG", str(home / "docker"))
             mp.setenv("MLFLOW_MODELKIT_CA_BUNDLE", reg.ca)
             mp.setenv("MLFLOW_TRACKING_USERNAME", "alice")
@@ -525,12 +827,24 @@ def run_everything(w: World, mp: pytest.MonkeyPatch) -> None:
         code=2,
     )
     mp.setenv("MLFLOW_MODELKIT_REGISTRY_PASSWORD", reg.password)
+
+    # -- encrypted kits
+    run_encrypted(w, mp, key, pub)
     end_runs()
 
 
 # ---- every command ran -------------------------------------------------------------------------------
 def test_every_command_was_run(world: World) -> None:
     wanted = {name for name in main.commands if name != "config"} | {"config show"}
+    # and every option that makes or opens an encrypted kit, on every command that has it
+    wanted |= {
+        f"{name} {opt}"
+        for name, cmd in main.commands.items()
+        for param in cmd.params
+        for opt in param.opts
+        if opt in ENC_OPTIONS
+    }
+    assert {"unpack --decrypt-key", "publish --encrypt-for", "keygen --encryption"} <= wanted
     assert wanted - world.commands == set(), "commands never run by this module"
 
 
@@ -588,13 +902,16 @@ def test_mlflow_keeps_what_it_was_given_and_our_tags_are_clean(world: World) -> 
     """MLflow stores the params and tags it was given (its business); every tag WE set is clean."""
     client = MlflowClient()
     good, blocked = client.get_run(world.good_run).data, client.get_run(world.blocked_run).data
+    sealed = client.get_run(world.enc_run).data
     assert good.params["db_password"] == DB_PASSWORD and good.tags["hf_token"] == HF_TOKEN
     assert blocked.params["note"] == INNOCENT
     assert good.tags["modelkit.signed"] == "true"
     assert blocked.tags["modelkit.scan"].startswith("blocked: high")
     given = {("good", "param", "db_password"), ("good", "tag", "hf_token"), ("blocked", "param", "note")}
     items: list[tuple[str, str | bytes]] = []
-    for name, data in (("good", good), ("blocked", blocked)):
+    assert sealed.tags["modelkit.signed"] == "true"
+    given |= {("sealed", "param", "segment"), ("sealed", "tag", "customer")}
+    for name, data in (("good", good), ("blocked", blocked), ("sealed", sealed)):
         items += [
             (f"{name} run param {k}", v) for k, v in data.params.items() if (name, "param", k) not in given
         ]
@@ -622,10 +939,12 @@ def test_no_secret_in_any_file_we_wrote(world: World) -> None:
             world.home / "mlflow.db",  # MLflow's tracking store keeps params and tags as given
             world.home / "keys" / "cosign.key",
             world.home / "keys2" / "cosign.key",
+            *world.secret_homes,  # the recipient private keys
         }
     )  # $DOCKER_CONFIG/config.json is grepped: `logout` ran, so the password must be gone
     files = _files(world.home, own)
     assert any("unpacked" in f for f, _ in files) and any("loaded" in f for f, _ in files)
+    assert any("enc-unpacked" in f for f, _ in files) and any("enc-downloaded" in f for f, _ in files)
     cache = os.environ.get("XDG_CACHE_HOME")
     if cache:
         files += _files(Path(cache))
@@ -677,3 +996,51 @@ def test_logging_through_the_mlflow_server(world: World, mlflow_server: Any) -> 
     files = _files(reg.workdir)
     assert any("/blobs/" in f for f, _ in files)
     assert_clean("the storage and log of the server's registry", files, world.secrets)
+
+
+# ---- the encrypted kit: no layer key readable, no plaintext metadata in the registry ---------------
+def _storage(world: World) -> list[tuple[str, bytes]]:
+    return [(f, d) for f, d in _files(world.reg.workdir) if not f.endswith(("htpasswd", "tls.key"))]
+
+
+def test_no_readable_layer_key_anywhere(world: World) -> None:
+    """No annotation, blob or manifest of the registry -- nor any output, log, exception or file
+    we wrote -- holds ocicrypt's private options (``"symkey"``) in plaintext, raw or base64."""
+    assert any(k.startswith("AES key of the layer") for k in world.secrets)  # the keys themselves
+    places: list[tuple[str, list[tuple[str, str]] | list[tuple[str, bytes]]]] = [
+        ("registry storage", _storage(world)),
+        ("outputs", world.outputs),
+        ("exceptions", world.exceptions),
+        ("log records", world.logs),
+        ("files we wrote", _files(world.home, frozenset(world.secret_homes))),
+    ]
+    leaks = [
+        f"{place}: {where}: {hit}"
+        for place, items in places
+        for where, text in items
+        for hit in plain_symkey(text)
+    ]
+    assert not leaks, "the layer key's JSON field is readable:\n" + "\n".join(leaks[:40])
+
+
+def test_encrypted_kit_metadata_stays_with_its_recipients(world: World) -> None:
+    """The confidential file and directory names, a file's content and a param value of the run
+    are nowhere in the registry's storage nor in what a non-recipient is shown; the recipient
+    gets all of them, and the very same detector finds them in the plaintext drafts."""
+    conf = world.confidential
+    assert len(conf) == 7
+    storage = _storage(world)
+    assert any(world.enc_digest.split(":")[1] in f for f, _ in storage)  # the encrypted kit is there
+    assert_clean("the registry's storage (encrypted kit metadata)", storage, conf)
+    public = [(step, text) for step, text in world.outputs if step.split(": ")[0] in world.public_steps]
+    public += [(step, text) for step, text in world.exceptions if step in world.public_steps]
+    assert len(public) >= 2 * 12, sorted(world.public_steps)
+    assert_clean("what a non-recipient is shown", public, conf)
+    # the controls: the recipient gets every one of them, and the drafts (plaintext) hold them all
+    got = {hit.split(" (")[0] for _, text in world.recipient_got for hit in find(text, conf)}
+    assert got == set(conf), f"the recipient did not get: {set(conf) - got}"
+    prov = dict(world.recipient_got)["provenance --decrypt-key --json"]
+    assert find(prov, {"param value": conf["param value"]}), "the decrypted provenance lacks the param"
+    drafts = {hit.split(" (")[0] for _, data in _files(world.home / "enc-drafts") for hit in find(data, conf)}
+    in_kit = {"file name", "directory name", "file content", "param value"}  # what a plain kit carries
+    assert drafts >= in_kit, f"the detector misses in plaintext storage: {in_kit - drafts}"
