@@ -223,3 +223,25 @@ def listdir_all(root: Path) -> list[str]:
         for n in dirnames + filenames:
             out.append(os.path.relpath(os.path.join(dirpath, n), root))
     return sorted(out)
+
+
+def log_files_run(registry_host: str, home: Path, files: dict[str, bytes], prefix: str = "enc") -> str:
+    """A run (active tracking URI) whose artifacts are ``files`` (``{"dir/name": bytes}``), drafted
+    in ``registry_host`` under ``enc/src-<random>``; the files are written under ``home/src`` first.
+    Returns the run id."""
+    import uuid
+
+    import mlflow
+
+    exp = mlflow.create_experiment(
+        f"{prefix}-{uuid.uuid4().hex[:8]}",
+        artifact_location=f"modelkit://{registry_host}/enc/src-{uuid.uuid4().hex[:8]}",
+    )
+    with mlflow.start_run(experiment_id=exp) as run:
+        for rel, data in files.items():
+            p = home / "src" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+            mlflow.log_artifact(str(p), os.path.dirname(rel))
+    mlflow.end_run()
+    return str(run.info.run_id)

@@ -265,6 +265,15 @@ def registry_binary() -> str:
 
 
 @contextlib.contextmanager
+def own_registry(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[RegistryServer]:
+    """A plain-HTTP registry of a test module's own (its process, its storage directory): for
+    tests that read or corrupt the registry's storage, or need a second registry."""
+    server = RegistryServer(registry_binary(), tmp_path_factory.mktemp(name), name)
+    with _running(server):
+        yield server
+
+
+@contextlib.contextmanager
 def _running(server: RegistryServer) -> Iterator[RegistryServer]:
     server.start()
     try:

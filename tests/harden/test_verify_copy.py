@@ -31,7 +31,7 @@ import mlflow
 import pytest
 import requests
 from _envhelpers import clean_env, end_runs, use_tracking
-from _registries import RegistryServer, registry_binary
+from _registries import RegistryServer, own_registry
 from test_publish import PASSPHRASE, Keys, cli, failed_checks, log_run
 
 from mlflow_plugin.harden.publish import PublishResult, publish_run
@@ -77,12 +77,8 @@ def keys(home: Path) -> Keys:
 @pytest.fixture(scope="module")
 def registry_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """The second registry the kit is copied to (started like the session's ``registry``)."""
-    server = RegistryServer(registry_binary(), tmp_path_factory.mktemp("registry-copy-b"), "registry-copy-b")
-    server.start()
-    try:
+    with own_registry(tmp_path_factory, "registry-copy-b") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ from typing import Any
 import mlflow
 import pytest
 from _envhelpers import clean_env, end_runs, use_tracking
-from _kithelpers import hostile_tar, listdir_all, tinfo
-from _registries import RegistryServer, registry_binary
+from _kithelpers import hostile_tar, listdir_all, log_files_run, tinfo
+from _registries import RegistryServer, own_registry
 from click.testing import CliRunner, Result
 from mlflow.exceptions import MlflowException
 
@@ -75,14 +75,8 @@ def cli(*args: str) -> Result:
 
 @pytest.fixture(scope="module")
 def target_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    server = RegistryServer(
-        registry_binary(), tmp_path_factory.mktemp("registry-hostile"), "registry-hostile"
-    )
-    server.start()
-    try:
+    with own_registry(tmp_path_factory, "registry-hostile") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -100,20 +94,11 @@ def kit(
         r = cli("keygen", "-o", str(home / "signing"))
         assert r.exit_code == 0, r.output
         files = {"weights/model.bin": os.urandom(50_000), "notes/README.md": b"confidential notes " * 30}
-        exp = mlflow.create_experiment(
-            f"hostile-{uuid.uuid4().hex[:8]}",
-            artifact_location=f"modelkit://{registry.host}/enc/src-{uuid.uuid4().hex[:8]}",
-        )
-        with mlflow.start_run(experiment_id=exp) as run:
-            for rel, data in files.items():
-                p = home / "src" / rel
-                p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_bytes(data)
-                mlflow.log_artifact(str(p), os.path.dirname(rel))
+        run_id = log_files_run(registry.host, home, files, "hostile")
         end_runs()
         store = f"{target_registry.host}/enc/hostile"
         r = cli(
-            "publish", f"runs:/{run.info.run_id}", "--tag", "v1",
+            "publish", f"runs:/{run_id}", "--tag", "v1",
             "--key", str(home / "signing" / "cosign.key"), "--repository", store,
             "--encrypt-for", ec[0], "--encrypt-for", rsa[0], "--json",
         )  # fmt: skip

@@ -10,7 +10,6 @@ import os
 import shutil
 import stat
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ from pathlib import Path
 import mlflow
 import pytest
 from _envhelpers import clean_env, end_runs, use_tracking
-from _registries import RegistryServer, registry_binary
+from _kithelpers import log_files_run
+from _registries import RegistryServer, own_registry
 from click.testing import CliRunner, Result
 
 from mlflow_plugin import packaging as ops
@@ -184,12 +184,8 @@ class EncPublished:
 @pytest.fixture(scope="module")
 def target_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """The publish target: its own process and storage dir (the drafts live in ``registry``)."""
-    server = RegistryServer(registry_binary(), tmp_path_factory.mktemp("registry-enc"), "registry-enc")
-    server.start()
-    try:
+    with own_registry(tmp_path_factory, "registry-enc") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -212,21 +208,12 @@ def published(
             "weights/model.bin": os.urandom(300_000),
             "notes/README.md": (b"confidential fraud model notes, do not share. " * 40),
         }
-        exp = mlflow.create_experiment(
-            f"enc-{uuid.uuid4().hex[:8]}",
-            artifact_location=f"modelkit://{registry.host}/enc/src-{uuid.uuid4().hex[:8]}",
-        )
-        with mlflow.start_run(experiment_id=exp) as run:
-            for rel, data in files.items():
-                p = home / "src" / rel
-                p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_bytes(data)
-                mlflow.log_artifact(str(p), os.path.dirname(rel))
+        run_id = log_files_run(registry.host, home, files, "enc")
         end_runs()
         store = f"{target_registry.host}/enc/fraud"
         r = cli(
             "publish",
-            f"runs:/{run.info.run_id}",
+            f"runs:/{run_id}",
             "--tag",
             "v1",
             "--key",
