@@ -679,8 +679,10 @@ def _check_kitfile_paths(kf: Kitfile, ref: str) -> None:
 
     from mlflow_plugin.kit.safepath import clean_path
 
-    model = [] if kf.model is None else [("model", kf.model), *(("model part", p) for p in kf.model.parts)]
-    entries = [
+    model: list[tuple[str, Any]] = []
+    if kf.model is not None:
+        model = [("model", kf.model), *(("model part", p) for p in kf.model.parts)]
+    entries: list[tuple[str, Any]] = [
         *model,
         *(("dataset", d) for d in kf.datasets),
         *(("code", c) for c in kf.code),
