@@ -323,9 +323,11 @@ def _write_model_sig(ref: str, directory: str, overwrite: bool, decrypt_keys: li
 @main.command()
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Print {digest, manifest, config} as JSON.")
-def inspect(ref: str, as_json: bool) -> None:
-    """Show a kit's manifest and config (the Kitfile as JSON)."""
-    info = packaging.inspect(ref)
+@_decrypt_option
+def inspect(ref: str, as_json: bool, decrypt_keys: tuple[str, ...]) -> None:
+    """Show a kit's manifest and config (the Kitfile as JSON; an encrypted kit's real Kitfile with
+    --decrypt-key, else its redacted one)."""
+    info = packaging.inspect(ref, decrypt_keys=list(decrypt_keys) or None)
     if as_json:
         click.echo(
             json.dumps(
@@ -335,6 +337,8 @@ def inspect(ref: str, as_json: bool) -> None:
                     "mediaType": info.media_type,
                     "manifest": info.manifest,
                     "config": info.config,
+                    "encrypted": info.encrypted,
+                    "sealed": info.sealed,
                 },
                 indent=2,
             )
@@ -343,6 +347,13 @@ def inspect(ref: str, as_json: bool) -> None:
     click.echo(f"Reference: {info.reference}")
     click.echo(f"Digest:    {info.digest}")
     click.echo(f"Type:      {info.media_type}")
+    if info.encrypted:
+        how = (
+            "the Kitfile below is the redacted one; the real one is sealed (pass --decrypt-key)"
+            if info.sealed
+            else "the Kitfile below was opened with a recipient key"
+        )
+        click.echo(f"Encrypted: for its recipients; {how}")
     layers = info.manifest.get("layers") or []
     total = sum(d.get("size", 0) for d in layers)
     click.echo(f"Layers:    {len(layers)} ({_human(total)})")

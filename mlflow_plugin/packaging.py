@@ -393,6 +393,11 @@ class KitInfo:
     manifest: dict[str, Any]
     manifest_bytes: bytes
     config: dict[str, Any] | None
+    encrypted: bool = False
+    """The kit is encrypted for recipients (``publish --encrypt-for``)."""
+    sealed: bool = False
+    """``config`` is the redacted Kitfile everyone sees: the real one is sealed for the recipients
+    (pass one of their keys to :func:`inspect`)."""
 
     def layers(self) -> list[dict[str, Any]]:
         """Each layer with the files its (validated) file index lists:
@@ -440,8 +445,12 @@ class KitInfo:
         return out
 
 
-def inspect(ref: str, **registry_options: Any) -> KitInfo:
+def inspect(ref: str, decrypt_keys: Sequence[str] | None = None, **registry_options: Any) -> KitInfo:
     """Fetch a kit's manifest and config (Kitfile JSON), both digest-verified.
+
+    An encrypted kit's config is a redacted Kitfile; with one of its recipients' private keys
+    (``decrypt_keys``, default: the admin's ``[encryption] decrypt_keys``) ``config`` is the real,
+    sealed one; without, or as a non-recipient, ``sealed`` says ``config`` is the redacted one.
 
     >>> import pathlib, tempfile
     >>> ctx, kits = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
@@ -457,11 +466,26 @@ def inspect(ref: str, **registry_options: Any) -> KitInfo:
     try:
         data, mt, digest = repo.get_manifest(loc.reference or "latest")
         m = json.loads(data)
+        from mlflow_plugin.trust.ocicrypt import ANN_SEALED_KITFILE
+        from mlflow_plugin.trust.sealed import is_encrypted_manifest
+
         config = None
         c = m.get("config") or {}
+        encrypted = is_encrypted_manifest(m)
+        sealed = False
         if c.get("mediaType") == KIT_CONFIG:
-            config = json.loads(repo.read_blob(c["digest"], c.get("size")))
-        return KitInfo(str(loc), digest, mt, m, data, config)
+            raw = repo.read_blob(c["digest"], c.get("size"))
+            if encrypted and ANN_SEALED_KITFILE in (m.get("annotations") or {}):
+                sealed = True
+                dec = _decryptor(decrypt_keys)
+                if dec.paths:
+                    try:
+                        raw, sealed = dec.kitfile(m, raw, str(loc)), False
+                    except ModelKitError:
+                        if decrypt_keys:  # keys given explicitly: say why they do not open it
+                            raise
+            config = json.loads(raw)
+        return KitInfo(str(loc), digest, mt, m, data, config, encrypted, sealed)
     finally:
         repo.close()
 

@@ -107,7 +107,8 @@ SIGNATURES = {
     "KitRef": "(store: 'str', tag: 'str | None' = None, digest: 'str | None' = None) -> None",
     "KitInfo": (
         "(reference: 'str', digest: 'str', media_type: 'str', manifest: 'dict[str, Any]', "
-        "manifest_bytes: 'bytes', config: 'dict[str, Any] | None') -> None"
+        "manifest_bytes: 'bytes', config: 'dict[str, Any] | None', encrypted: 'bool' = False, "
+        "sealed: 'bool' = False) -> None"
     ),
     "PackResult": (
         "(digest: 'str', manifest: 'bytes', config: 'bytes', layers: 'list[Descriptor]', "
@@ -163,7 +164,9 @@ SIGNATURES = {
     "check_tag": "(tag: 'str') -> 'str'",
     "draft_reference": "(artifact_uri: 'str') -> 'str | None'",
     "generate_keypair": "(out_dir: 'str', password: 'str | bytes | None' = None) -> 'KeyPair'",
-    "inspect": "(ref: 'str', **registry_options: 'Any') -> 'KitInfo'",
+    "inspect": (
+        "(ref: 'str', decrypt_keys: 'Sequence[str] | None' = None, **registry_options: 'Any') -> 'KitInfo'"
+    ),
     "list_kits": "(repository: 'str', *, settings: 'StorageSettings | None' = None) -> 'pd.DataFrame'",
     "list_runs": (
         "(experiment: 'str', *, metrics: 'Sequence[str]' = (), params: 'Sequence[str]' = (), "

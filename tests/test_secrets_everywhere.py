@@ -516,6 +516,8 @@ def run_encrypted(w: World, mp: pytest.MonkeyPatch, key: str, pub: str) -> None:
         "provenance --decrypt-key --json", "provenance", ref, "--key", pub, "--decrypt-key", a_key, "--json"
     )
     w.recipient_got.append(("provenance --decrypt-key --json", r.stdout))
+    r = w.cli("inspect --decrypt-key --json", "inspect", ref, "--decrypt-key", a_key, "--json")
+    w.recipient_got.append(("inspect --decrypt-key --json", r.stdout))
     unpacked = sorted(home.joinpath("enc-unpacked").rglob("*"))
     w.recipient_got.append(("unpacked paths", "\n".join(str(p) for p in unpacked)))
     w.recipient_got += [(str(p), p.read_bytes().decode("latin-1")) for p in unpacked if p.is_file()]

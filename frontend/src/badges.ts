@@ -9,6 +9,7 @@ export type BadgeKind =
   | 'scan-findings'
   | 'verified'
   | 'unsigned'
+  | 'locked'
   | 'failed'
   | 'pending'
   | 'error';
@@ -70,13 +71,18 @@ function isMissingSignature(c: ICheck): boolean {
   );
 }
 
+/** Checks that fail only because the kit is encrypted and this server holds no recipient key. */
+function isLocked(c: ICheck): boolean {
+  return /--decrypt-key|not a recipient of this kit/.test(c.detail);
+}
+
 /**
  * A kit's badge from `POST verify` (deep=false): verified ✓, unsigned (no signature at all, nothing
- * else failed), or FAILED with the failing checks' names. `undefined` result → pending; `error` →
- * the request itself failed.
+ * else failed), encrypted (signed, but only a recipient key reads the rest), or FAILED with the
+ * failing checks' names. `undefined` result → pending; `error` → the request itself failed.
  */
 export function kitBadge(
-  kit: Pick<IKitRow, 'signed' | 'draft'>,
+  kit: Pick<IKitRow, 'signed' | 'draft' | 'encrypted'>,
   result?: IVerifyResult | null,
   error?: string | null
 ): IBadge {
@@ -94,6 +100,22 @@ export function kitBadge(
     };
   }
   const failures = result.checks.filter(c => !c.ok);
+  const signature = result.checks.find(c => c.name === 'signature');
+  if (
+    kit.encrypted === true &&
+    signature?.ok === true &&
+    failures.length > 0 &&
+    failures.every(isLocked)
+  ) {
+    return {
+      kind: 'locked',
+      label: 'encrypted 🔒',
+      title:
+        'signed by a trusted key; its attestations and files are encrypted for recipients ' +
+        '(set [encryption] decrypt_keys on this server to verify them)\n' +
+        failures.map(c => `${c.name}: ${c.detail}`).join('\n')
+    };
+  }
   if (
     failures.length > 0 &&
     kit.signed !== true &&

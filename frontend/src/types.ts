@@ -160,6 +160,8 @@ export interface IKitRow {
   draft?: boolean | null;
   run_id?: string | null;
   signed?: boolean | null;
+  /** layers encrypted for recipients (`publish --encrypt-for`) */
+  encrypted?: boolean | null;
   [column: string]: unknown;
 }
 

@@ -36,7 +36,7 @@ TAG_REF, TAG_DIGEST = "modelkit.ref", "modelkit.digest"
 TAG_SIGNED, TAG_SCAN = "modelkit.signed", "modelkit.scan"
 RUN_COLUMNS = ("run_id", "run_name", "status", "start_time", "end_time")
 STATUS_COLUMNS = ("draft", "draft_ref", "published", "digest", "signed", "scan")
-KIT_COLUMNS = ("tag", "digest", "size", "type", "created", "draft", "run_id", "signed")
+KIT_COLUMNS = ("tag", "digest", "size", "type", "created", "draft", "run_id", "signed", "encrypted")
 _DRAFT_TAG = re.compile(r"^(?:run-(?P<run>[0-9a-f]{32})|m-[0-9a-f]{32}|tr-[0-9a-f]{32})$")
 # signatures, attestations and referrers indexes stored under tags (cosign, the tag-schema fallback)
 _SUPPORT_TAG = re.compile(r"^sha256-[0-9a-f]{64}(?:\.[a-z]+)?$")
@@ -249,7 +249,8 @@ def list_kits(repository: str, *, settings: StorageSettings | None = None) -> pd
     when absent), ``draft`` (True for a run's, logged model's or trace's draft: tags ``run-…``,
     ``m-…``, ``tr-…``; False for published tags), ``run_id`` (of a run draft or a published run),
     ``signed`` (a cosign signature referrer is attached; *not verified*: use
-    :func:`~mlflow_plugin.verify` for that; drafts are never signed and are not looked up).
+    :func:`~mlflow_plugin.verify` for that; drafts are never signed and are not looked up),
+    ``encrypted`` (layers encrypted for recipients, ``publish --encrypt-for``).
     Signature and referrers-index tags (``sha256-…``) are not listed. ``settings`` default to
     the admin config's storage settings.
 
@@ -272,6 +273,7 @@ def list_kits(repository: str, *, settings: StorageSettings | None = None) -> pd
     from mlflow_plugin.storage.locations import open_location
     from mlflow_plugin.storage.mediatypes import OCI_INDEX
     from mlflow_plugin.trust.attach import list_attachments
+    from mlflow_plugin.trust.sealed import is_encrypted_manifest
 
     if settings is None:
         from mlflow_plugin.config import load_config
@@ -310,11 +312,12 @@ def list_kits(repository: str, *, settings: StorageSettings | None = None) -> pd
                     "draft": draft is not None,
                     "run_id": (draft.group("run") if draft else ann.get(_ANN_RUN_ID)) or None,
                     "signed": False if draft else signed[digest],
+                    "encrypted": is_encrypted_manifest(m),
                 }
             )
     finally:
         repo.close()
-    frame = _frame(rows, KIT_COLUMNS, ints={"size"}, bools={"draft", "signed"})
+    frame = _frame(rows, KIT_COLUMNS, ints={"size"}, bools={"draft", "signed", "encrypted"})
     created = pd.to_datetime(frame["created"], utc=True, errors="coerce", format="ISO8601")
     frame["created"] = created.astype("datetime64[ms, UTC]")
     return frame

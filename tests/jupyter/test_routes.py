@@ -472,6 +472,10 @@ async def test_publish_encrypted_by_admin_policy_and_verify(
     assert len(result["encrypted_for"]) == 1 and re.fullmatch(r"[0-9a-f]{64}", result["encrypted_for"][0])
     layers = inspect(result["reference"]).manifest["layers"]
     assert layers and all(d["mediaType"].endswith("+encrypted") for d in layers)
+    code, out = await call(jp_fetch, "GET", "kits", params={"repository": f"{registry.host}/jupyter/enc"})
+    assert code == 200, out
+    kits = {k["tag"]: k for k in out["kits"]}
+    assert kits["v1"]["encrypted"] is True and kits[f"run-{rid}"]["encrypted"] is False
 
     async def verified(deep: bool) -> dict[str, Any]:
         created = await start(jp_fetch, "verify", {"reference": result["reference"], "deep": deep})

@@ -534,3 +534,27 @@ def test_recipient_gets_a_model_signing_bundle_the_real_cli_accepts(
         [*argv, "--public_key", published.signing_pub], capture_output=True, text=True, env=env, timeout=180
     )
     assert p.returncode != 0
+
+
+@pytest.mark.registry
+def test_inspect_shows_the_redacted_or_the_sealed_kitfile(published: EncPublished, tmp_path: Path) -> None:
+    """``inspect`` says a kit is encrypted; everyone sees the redacted Kitfile, a recipient (with
+    ``--decrypt-key``) the real one; a stranger's key given explicitly is one line."""
+    plain = ops.inspect(published.ref, decrypt_keys=[])
+    assert plain.encrypted and plain.sealed
+    assert {e["path"] for e in plain.config.get("docs", [])} <= {f"sealed/docs-{i}" for i in range(5)}
+    opened = ops.inspect(published.ref, decrypt_keys=[published.rsa[1]])
+    assert opened.encrypted and not opened.sealed
+    assert {e["path"] for e in opened.config["docs"]} == set(published.files)
+    r = cli("inspect", published.ref)
+    assert r.exit_code == 0 and "the real one is sealed (pass --decrypt-key)" in r.output
+    assert "weights/model.bin" not in r.output
+    r = cli("inspect", published.ref, "--decrypt-key", published.ec[1], "--json")
+    assert r.exit_code == 0 and "weights/model.bin" in r.output and json.loads(r.output)["sealed"] is False
+    _pub, stranger = generate_recipient_keypair(str(tmp_path / "stranger"))
+    r = cli("inspect", published.ref, "--decrypt-key", stranger)
+    assert (
+        r.exit_code == 2
+        and r.output.startswith("error: not a recipient of this kit")
+        and r.output.count("\n") == 1
+    )

@@ -74,6 +74,41 @@ describe('kitBadge', () => {
     );
     expect(b).toMatchObject({ kind: 'verified', label: 'verified ✓' });
   });
+  it('encrypted: signed, the rest needs a recipient key on the server', () => {
+    const r = result(false, [
+      ['signature', true, 'signed by a trusted key'],
+      [
+        'attestation:provenance',
+        false,
+        "the provenance attestation is encrypted for the kit's recipients: pass --decrypt-key"
+      ],
+      [
+        'plaintext digests',
+        false,
+        'not a recipient of this kit: none of the decryption keys opens layer sha256:ab'
+      ]
+    ]);
+    const b = kitBadge({ signed: true, encrypted: true }, r);
+    expect(b).toMatchObject({ kind: 'locked', label: 'encrypted 🔒' });
+    expect(b.title).toContain('[encryption] decrypt_keys');
+    // the same failures on a kit that is not encrypted, or with a bad signature, stay FAILED
+    expect(kitBadge({ signed: true, encrypted: false }, r).kind).toBe('failed');
+    const forged = result(false, [
+      ['signature', false, 'DSSE signature does not verify'],
+      ['plaintext digests', false, 'pass --decrypt-key']
+    ]);
+    expect(kitBadge({ signed: true, encrypted: true }, forged).kind).toBe(
+      'failed'
+    );
+    // an encrypted kit whose ciphertext was modified is FAILED, not merely locked
+    const tampered = result(false, [
+      ['signature', true, 'signed by a trusted key'],
+      ['blob digests', false, 'sha256:ab… tampered with']
+    ]);
+    expect(kitBadge({ signed: true, encrypted: true }, tampered).kind).toBe(
+      'failed'
+    );
+  });
   it('unsigned: only the signature is missing', () => {
     const r = result(false, [
       ['signature', false, 'no signature found for this digest'],
