@@ -59,14 +59,31 @@ def download(store: str, digest: str, inner: str, dest: str) -> None:
 
 
 def _move(src: str, dest: str) -> None:
-    if not os.path.isdir(src):
-        if os.path.isdir(dest):
-            raise ModelKitError(f"cannot replace the directory {dest} with a file")
-        os.replace(src, dest)
-        return
-    os.makedirs(dest, exist_ok=True)
-    for name in os.listdir(src):
-        _move(os.path.join(src, name), os.path.join(dest, name))
+    """Move the tree (or file) ``src`` onto ``dest``. Every destination is checked first -- never
+    through a symlink already there (as unpack's staging does: a link in the destination must not
+    carry files elsewhere), never a file over a directory -- so a refusal moves nothing."""
+    moves: list[tuple[str, str]] = []
+    dirs: list[str] = []
+
+    def plan(s: str, d: str) -> None:
+        if os.path.islink(d):
+            raise ModelKitError(f"{d} is a symbolic link: refusing to write through it")
+        if os.path.isdir(s):
+            if os.path.lexists(d) and not os.path.isdir(d):
+                raise ModelKitError(f"cannot replace the file {d} with a directory")
+            dirs.append(d)
+            for name in sorted(os.listdir(s)):
+                plan(os.path.join(s, name), os.path.join(d, name))
+        else:
+            if os.path.isdir(d):
+                raise ModelKitError(f"cannot replace the directory {d} with a file")
+            moves.append((s, d))
+
+    plan(src, dest)
+    for d in dirs:
+        os.makedirs(d, exist_ok=True)
+    for s, d in moves:
+        os.replace(s, d)
 
 
 def listing(repo: Any, digest: str) -> dict[str, str]:

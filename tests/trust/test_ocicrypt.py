@@ -558,3 +558,27 @@ def test_inspect_shows_the_redacted_or_the_sealed_kitfile(published: EncPublishe
         and r.output.startswith("error: not a recipient of this kit")
         and r.output.count("\n") == 1
     )
+
+
+@pytest.mark.registry
+def test_mlflow_download_never_writes_through_a_link_in_the_destination(
+    published: EncPublished, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A symlink already in the destination (``weights`` → elsewhere) is not followed by the
+    decrypted download: one-line MlflowException, nothing written where it points."""
+    from mlflow.exceptions import MlflowException
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    dst = tmp_path / "dst"
+    kit_dir = dst / f"{published.store.rsplit('/', 1)[1]}@{published.digest}"  # where MLflow puts it
+    kit_dir.mkdir(parents=True)
+    (kit_dir / "weights").symlink_to(elsewhere, target_is_directory=True)
+    monkeypatch.setenv("MLFLOW_MODELKIT_DECRYPT_KEYS", published.ec[1])
+    with pytest.raises(MlflowException, match="symbolic link") as e:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"modelkit://{published.store}@{published.digest}", dst_path=str(dst)
+        )
+    assert "\n" not in e.value.message
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in kit_dir.iterdir()) == ["weights"]  # nothing moved: notes/ is not there
