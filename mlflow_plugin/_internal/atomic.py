@@ -59,3 +59,17 @@ def temp_beside(directory: str, prefix: str) -> Iterator[TempFile]:
             t.file.close()
             with contextlib.suppress(OSError):
                 os.unlink(path)
+
+
+def create_exclusive(path: str, data: bytes, mode: int) -> None:
+    """Write ``data`` to a new file created with ``mode`` (O_EXCL: never follows or replaces
+    anything; key files)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may only have removed bits; make the mode exact
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        os.close(fd)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from mlflow_plugin._internal.atomic import create_exclusive
 from mlflow_plugin.errors import ModelKitError
 
 PASSWORD_ENV = "MLFLOW_MODELKIT_KEY_PASSWORD"
@@ -65,19 +66,6 @@ def _describe(key: object) -> str:
     return f"{name} {size}" if size else name
 
 
-def _create_exclusive(path: str, data: bytes, mode: int) -> None:
-    """Write ``data`` to a new file created with ``mode`` (O_EXCL: never follows or replaces anything)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-    try:
-        os.fchmod(fd, mode)  # the umask may only have removed bits; make the mode exact
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    finally:
-        os.close(fd)
-
-
 def generate_keypair(out_dir: str, password: bytes | None) -> tuple[str, str]:
     """Generate an ECDSA P-256 key pair as ``out_dir/cosign.key`` and ``out_dir/cosign.pub``.
 
@@ -109,13 +97,13 @@ def generate_keypair(out_dir: str, password: bytes | None) -> tuple[str, str]:
     )
     priv_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
     try:
-        _create_exclusive(priv_path, priv_pem, 0o600)
+        create_exclusive(priv_path, priv_pem, 0o600)
     except FileExistsError:
         raise ModelKitError(f"{priv_path} already exists: refusing to overwrite a key") from None
     except OSError as e:
         raise ModelKitError(f"cannot write {priv_path}: {e.strerror}: choose a writable directory") from None
     try:
-        _create_exclusive(pub_path, public_key_pem(key.public_key()), 0o644)
+        create_exclusive(pub_path, public_key_pem(key.public_key()), 0o644)
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(priv_path)

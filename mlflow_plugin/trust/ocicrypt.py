@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from mlflow_plugin._internal.atomic import create_exclusive
 from mlflow_plugin.errors import ModelKitError
 
 CIPHER = "AES_256_CTR_HMAC_SHA256"
@@ -113,18 +114,6 @@ def _unb64(s: Any, what: str, layer: str) -> bytes:
 # ---- keys -----------------------------------------------------------------------------------------
 
 
-def _create_exclusive(path: str, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    finally:
-        os.close(fd)
-
-
 def generate_recipient_keypair(
     directory: str, kind: str = "ec", password: bytes | None = None
 ) -> tuple[str, str]:
@@ -155,9 +144,9 @@ def generate_recipient_keypair(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     try:
-        _create_exclusive(priv_path, priv_pem, 0o600)
+        create_exclusive(priv_path, priv_pem, 0o600)
         try:
-            _create_exclusive(pub_path, pub_pem, 0o644)
+            create_exclusive(pub_path, pub_pem, 0o644)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(priv_path)
